@@ -1,0 +1,138 @@
+"""Analyses: the queries users ran by hand in Athena (DESIGN 4), as assets.
+
+Each is SQL over the catalog, run by the query engine (DuckDB locally, Athena on AWS), so the
+statements stick to what both dialects share. Results go through the lakehouse IO manager:
+Parquet under ``<lake>/analyses/<name>/``, registered in the catalog, previewed in the UI.
+"""
+
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from car_rental_platform.assets.catalog import catalog_key
+from car_rental_platform.assets.common import OWNERS
+from car_rental_platform.assets.kpi import kpi_key
+from car_rental_platform.resources.query import QueryEngine
+from spark_jobs.contract import (
+    BRAND_METRICS,
+    DAILY_METRICS,
+    DAY_OF_WEEK_METRICS,
+    HOURLY_METRICS,
+    LOCATION_METRICS,
+    USER_METRICS,
+    VEHICLE_TYPE_METRICS,
+    Zone,
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    description: str
+    sql: str
+    """A statement with ``{table}`` placeholders for the catalog tables it reads."""
+    reads: tuple[str, ...]
+
+
+ANALYSES = (
+    Analysis(
+        "top_locations_by_revenue",
+        "The 10 pick-up locations with the most revenue.",
+        "SELECT location_id, location_name, city, state, total_revenue, total_pickups "
+        "FROM {location_metrics} ORDER BY total_revenue DESC, location_id LIMIT 10",
+        (LOCATION_METRICS.name,),
+    ),
+    Analysis(
+        "vehicle_types_by_rentals",
+        "Vehicle types ranked by number of rentals, with revenue and average duration.",
+        "SELECT vehicle_type, total_rentals, total_revenue, avg_rental_duration_hours "
+        "FROM {vehicle_type_metrics} ORDER BY total_rentals DESC, vehicle_type",
+        (VEHICLE_TYPE_METRICS.name,),
+    ),
+    Analysis(
+        "top_spenders",
+        "The 20 users who spent the most among the 'Top Spender' category.",
+        "SELECT user_id, first_name, last_name, email, total_spent, total_rentals, "
+        "spending_percentile FROM {user_metrics} WHERE spending_category = 'Top Spender' "
+        "ORDER BY total_spent DESC, user_id LIMIT 20",
+        (USER_METRICS.name,),
+    ),
+    Analysis(
+        "daily_revenue_trend",
+        "Revenue per day with its running total and 7-day moving average.",
+        "SELECT rental_date, total_transactions, total_revenue, "
+        "SUM(total_revenue) OVER (ORDER BY rental_date ROWS UNBOUNDED PRECEDING) "
+        "AS cumulative_revenue, "
+        "ROUND(AVG(CAST(total_revenue AS DOUBLE)) OVER (ORDER BY rental_date "
+        "ROWS BETWEEN 6 PRECEDING AND CURRENT ROW), 2) AS revenue_7_day_avg "
+        "FROM {daily_metrics} ORDER BY rental_date",
+        (DAILY_METRICS.name,),
+    ),
+    Analysis(
+        "hourly_pattern",
+        "Transactions and revenue by start hour, with each hour's share of revenue.",
+        "SELECT hour_of_day, total_transactions, total_revenue, avg_transaction_amount, "
+        "ROUND(100 * CAST(total_revenue AS DOUBLE) / "
+        "NULLIF(SUM(CAST(total_revenue AS DOUBLE)) OVER (), 0), 2) AS revenue_share_pct "
+        "FROM {hourly_metrics} ORDER BY hour_of_day",
+        (HOURLY_METRICS.name,),
+    ),
+    Analysis(
+        "weekday_pattern",
+        "Transactions and revenue by weekday (1 = Monday), with each day's share of revenue.",
+        "SELECT day_number, day_of_week, total_transactions, total_revenue, "
+        "avg_transaction_amount, ROUND(100 * CAST(total_revenue AS DOUBLE) / "
+        "NULLIF(SUM(CAST(total_revenue AS DOUBLE)) OVER (), 0), 2) AS revenue_share_pct "
+        "FROM {day_of_week_metrics} ORDER BY day_number",
+        (DAY_OF_WEEK_METRICS.name,),
+    ),
+    Analysis(
+        "top_brands_by_revenue",
+        "The 10 brands with the most revenue.",
+        "SELECT brand, total_rentals, total_revenue, avg_rental_amount, unique_vehicles "
+        "FROM {brand_metrics} ORDER BY total_revenue DESC, brand LIMIT 10",
+        (BRAND_METRICS.name,),
+    ),
+)
+
+
+def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[Zone.ANALYSES.value, analysis.name],
+        description=analysis.description,
+        deps=[catalog_key(t) for t in analysis.reads],
+        group_name="analyses",
+        kinds={"sql", "pandas"},
+        owners=OWNERS,
+    )
+    def _analysis(engine: QueryEngine) -> pd.DataFrame:
+        return engine.query(
+            analysis.sql.format(**{t: engine.table_name(t) for t in analysis.reads})
+        )
+
+    return _analysis
+
+
+@dg.asset(
+    key=[Zone.ANALYSES.value, "city_state_rollup"],
+    description="Location metrics rolled up to city and state (unknown locations as one group).",
+    ins={"location_metrics": dg.AssetIn(kpi_key(LOCATION_METRICS.name))},
+    deps=[catalog_key(LOCATION_METRICS.name)],
+    group_name="analyses",
+    kinds={"sql", "pandas"},
+    owners=OWNERS,
+)
+def city_state_rollup(location_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Loads the Spark-written KPI table through the IO manager, then aggregates in pandas."""
+    grouped = location_metrics.groupby(["state", "city"], dropna=False, as_index=False).agg(
+        locations=("location_id", "count"),
+        total_pickups=("total_pickups", "sum"),
+        total_dropoffs=("total_dropoffs", "sum"),
+        total_revenue=("total_revenue", "sum"),
+    )
+    grouped["total_revenue"] = grouped["total_revenue"].astype(float).round(2)
+    return grouped.sort_values(["total_revenue", "state", "city"], ascending=[False, True, True])
+
+
+ANALYSIS_ASSETS = [*[build_analysis_asset(a) for a in ANALYSES], city_state_rollup]

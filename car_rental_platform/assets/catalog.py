@@ -1,0 +1,71 @@
+"""Catalog zone: one catalog table per processed and KPI table (Glue on AWS, DuckDB locally).
+
+Each zone's entries are refreshed by one crawl of that zone. They update eagerly when their
+table is re-materialized, so a KPI asset materialized from the UI or the CLI reaches SQL users
+with no further action (with the automation daemon running, as under ``dagster dev``).
+"""
+
+import dagster as dg
+
+from car_rental_platform.assets.common import OWNERS
+from car_rental_platform.resources.catalog import Catalog, CatalogError
+from car_rental_platform.resources.lake import LakeStorage
+from spark_jobs.contract import KPI_TABLES, REJECTED_ROWS_TABLE, SOURCE_TABLES, Zone
+
+CATALOGED: dict[Zone, list[str]] = {
+    Zone.PROCESSED: [t.name for t in SOURCE_TABLES] + [REJECTED_ROWS_TABLE],
+    Zone.KPI: [t.name for t in KPI_TABLES],
+}
+
+
+def catalog_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["catalog", table])
+
+
+def build_catalog_assets(zone: Zone, tables: list[str]) -> dg.AssetsDefinition:
+    specs = [
+        dg.AssetSpec(
+            catalog_key(table),
+            description=f"Catalog table {table} over the {zone.value} zone, for SQL users.",
+            deps=[dg.AssetKey([zone.value, table])],
+            group_name="catalog",
+            kinds={"duckdb", "glue"},
+            owners=OWNERS,
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+        for table in tables
+    ]
+
+    @dg.multi_asset(specs=specs, can_subset=True, name=f"catalog_{zone.value}")
+    def _crawl(context: dg.AssetExecutionContext, catalog: Catalog, lake: LakeStorage):
+        result = catalog.crawl(zone=zone, lake=lake, log=context.log)
+        for key in sorted(context.selected_asset_keys):
+            table = key.path[-1]
+            status = result.status(table)
+            if status in ("missing", "deleted"):
+                raise CatalogError(
+                    f"{catalog.database}.{table}: no Parquet data at "
+                    f"{lake.table_uri(zone, table)} after crawling the {zone.value} zone"
+                )
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    "dagster/table_name": f"{catalog.database}.{table}",
+                    "crawl_status": status,
+                    "location": dg.MetadataValue.path(lake.table_uri(zone, table)),
+                    "dagster/column_schema": dg.TableSchema(
+                        columns=[
+                            dg.TableColumn(name, kind)
+                            for name, kind in result.columns.get(table, {}).items()
+                        ]
+                    ),
+                    "zone_tables_created": result.created,
+                    "zone_tables_updated": result.updated,
+                    "zone_tables_deleted": result.deleted,
+                },
+            )
+
+    return _crawl
+
+
+CATALOG_ASSETS = [build_catalog_assets(zone, tables) for zone, tables in CATALOGED.items()]

@@ -1,0 +1,74 @@
+"""KPI zone: the seven KPI tables of DESIGN 3.3, computed by one Spark application."""
+
+import dagster as dg
+
+from car_rental_platform.assets.common import OWNERS, table_schema, with_metadata
+from car_rental_platform.assets.processed import processed_key
+from car_rental_platform.resources.lake import LakeStorage
+from car_rental_platform.resources.spark import SparkRunner
+from spark_jobs.contract import (
+    BRAND_METRICS,
+    CHECK_DESCRIPTIONS,
+    KPI_TABLES,
+    LOCATION_METRICS,
+    LOCATIONS,
+    RENTALS,
+    USER_METRICS,
+    USERS,
+    VEHICLE_TYPE_METRICS,
+    VEHICLES,
+    Check,
+    KpiTable,
+    Zone,
+)
+
+KPI_SCRIPT = "kpi_job.py"
+KPI_CHECKS_PER_TABLE = (Check.TOTALS_MATCH_RENTALS, Check.NOT_EMPTY, Check.PRIMARY_KEY_UNIQUE)
+EXTRA_INPUTS = {
+    LOCATION_METRICS.name: [LOCATIONS.name],
+    VEHICLE_TYPE_METRICS.name: [VEHICLES.name],
+    BRAND_METRICS.name: [VEHICLES.name],
+    USER_METRICS.name: [USERS.name],
+}
+"""Processed tables a KPI reads besides rentals (its lineage in the asset graph)."""
+
+
+def kpi_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([Zone.KPI.value, table])
+
+
+def _spec(table: KpiTable) -> dg.AssetSpec:
+    inputs = [RENTALS.name, *EXTRA_INPUTS.get(table.name, [])]
+    return dg.AssetSpec(
+        kpi_key(table.name),
+        description=table.description,
+        deps=[processed_key(name) for name in inputs],
+        group_name="kpi",
+        kinds={"spark", "parquet"},
+        owners=OWNERS,
+        metadata={"dagster/column_schema": table_schema(table.columns)},
+    )
+
+
+KPI_SPECS = [_spec(table) for table in KPI_TABLES]
+KPI_CHECKS = [
+    dg.AssetCheckSpec(check.value, asset=kpi_key(t.name), description=CHECK_DESCRIPTIONS[check])
+    for t in KPI_TABLES
+    for check in KPI_CHECKS_PER_TABLE
+]
+
+
+@dg.multi_asset(specs=KPI_SPECS, check_specs=KPI_CHECKS, can_subset=True, name="kpi_tables")
+def kpi_tables(context: dg.AssetExecutionContext, spark: SparkRunner, lake: LakeStorage):
+    """Run the KPI job for the selected tables only, in one Spark application."""
+    names = [t.name for t in KPI_TABLES if kpi_key(t.name) in context.selected_asset_keys]
+    args = [*lake.spark_args(), "--tables", ",".join(names)]
+    for result in spark.run_job(context=context, script=KPI_SCRIPT, args=args):
+        if isinstance(result, dg.MaterializeResult):
+            path = str(getattr(result.metadata["path"], "value", result.metadata["path"]))
+            yield with_metadata(result, {"path": dg.MetadataValue.path(path)})
+        elif (
+            dg.AssetCheckKey(result.asset_key, result.check_name)
+            in context.selected_asset_check_keys
+        ):
+            yield result

@@ -1,0 +1,44 @@
+"""The code location: every asset, check, job, schedule and sensor, with the resources of the
+deployment named by ``CAR_RENTAL_DEPLOYMENT`` (``local`` by default, or ``aws``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from car_rental_platform.assets.analyses import ANALYSIS_ASSETS
+from car_rental_platform.assets.catalog import CATALOG_ASSETS
+from car_rental_platform.assets.kpi import kpi_tables
+from car_rental_platform.assets.processed import processed_tables
+from car_rental_platform.assets.raw import raw_files
+from car_rental_platform.automation import (
+    daily_refresh_schedule,
+    landing_sensor,
+    refresh_all_job,
+    refresh_kpis_job,
+    report_failed_runs,
+)
+from car_rental_platform.settings import Deployment, LocalSettings, deployment
+
+
+def resources_for(target: Deployment) -> dict[str, Any]:
+    """The resource dictionary of a deployment; every deployment has the same keys."""
+    if target is Deployment.AWS:
+        from car_rental_platform.resources.aws import aws_resources
+
+        return aws_resources()
+    from car_rental_platform.resources.local import local_resources
+
+    return local_resources(LocalSettings.from_env())
+
+
+ASSETS = [raw_files, processed_tables, kpi_tables, *CATALOG_ASSETS, *ANALYSIS_ASSETS]
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    jobs=[refresh_all_job, refresh_kpis_job],
+    schedules=[daily_refresh_schedule],
+    sensors=[landing_sensor, report_failed_runs],
+    resources=resources_for(deployment()),
+)

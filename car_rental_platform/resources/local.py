@@ -1,0 +1,25 @@
+"""Resources of the local deployment: a folder lake, local Spark, a DuckDB catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from car_rental_platform.resources.duckdb_catalog import DuckDBCatalog, DuckDBQueryEngine
+from car_rental_platform.resources.io_manager import LakehouseIOManager
+from car_rental_platform.resources.lake import LocalLake
+from car_rental_platform.resources.landing import LocalLanding
+from car_rental_platform.resources.spark import LocalSparkRunner
+from car_rental_platform.settings import LocalSettings
+
+
+def local_resources(settings: LocalSettings) -> dict[str, Any]:
+    lake = LocalLake(root=settings.lake_root)
+    engine = DuckDBQueryEngine(database=settings.database, database_path=settings.catalog_path)
+    return {
+        "landing": LocalLanding(source_dir=settings.source_dir),
+        "lake": lake,
+        "spark": LocalSparkRunner(),
+        "catalog": DuckDBCatalog(database=settings.database, database_path=settings.catalog_path),
+        "engine": engine,
+        "io_manager": LakehouseIOManager(lake=lake, engine=engine),
+    }

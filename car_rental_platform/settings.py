@@ -1,0 +1,59 @@
+"""The one place that reads the platform's environment: which deployment, and where things are.
+
+Only ``definitions.py`` calls it, when the code location loads. Asset code never asks which
+deployment it runs in; it gets resources.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from spark_jobs.contract import DATABASE
+
+DEPLOYMENT_VAR = "CAR_RENTAL_DEPLOYMENT"
+DEFAULT_SOURCE_DIR = "data/sample"
+DEFAULT_LAKE_ROOT = "lake"
+
+
+class Deployment(StrEnum):
+    LOCAL = "local"
+    AWS = "aws"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the platform cannot use: names the variable."""
+
+
+def deployment(env: Mapping[str, str] = os.environ) -> Deployment:
+    value = env.get(DEPLOYMENT_VAR, Deployment.LOCAL.value).strip().lower()
+    try:
+        return Deployment(value)
+    except ValueError:
+        valid = ", ".join(d.value for d in Deployment)
+        raise SettingsError(f"{DEPLOYMENT_VAR}={value!r}: expected one of {valid}") from None
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Settings of the local deployment, each from a ``CAR_RENTAL_*`` variable or its default."""
+
+    source_dir: str
+    lake_root: str
+    catalog_path: str
+    database: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> LocalSettings:
+        lake_root = str(Path(env.get("CAR_RENTAL_LAKE_ROOT", DEFAULT_LAKE_ROOT)).resolve())
+        return cls(
+            source_dir=str(Path(env.get("CAR_RENTAL_SOURCE_DIR", DEFAULT_SOURCE_DIR)).resolve()),
+            lake_root=lake_root,
+            catalog_path=env.get(
+                "CAR_RENTAL_CATALOG_PATH", str(Path(lake_root, "catalog", "car_rental.duckdb"))
+            ),
+            database=env.get("CAR_RENTAL_DATABASE", DATABASE),
+        )

@@ -1,0 +1,283 @@
+"""Create or terminate the long-running EMR cluster that the Dagster EMR resource submits to.
+
+    python -m infra_scripts.emr_cluster create --region eu-west-1 --bucket my-lake
+        [--name car-rental-spark] [--core-count 2] [--subnet-id subnet-...] [--dry-run]
+    python -m infra_scripts.emr_cluster terminate --region eu-west-1 [--cluster-id j-...]
+
+``create`` does nothing when a cluster of that name is already starting, running or waiting.
+The roles come from ``iam.py``; because the service role uses ``AmazonEMRServicePolicy_v2``, the
+cluster carries the ``for-use-with-amazon-emr-managed-policies=true`` tag and must be launched in
+a subnet (and VPC) carrying it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from infra_scripts.common import (
+    PROJECT,
+    PROJECT_TAGS,
+    AwsContext,
+    Plan,
+    SetupError,
+    add_common_arguments,
+    cli_main,
+    new_parser,
+    retry_while_iam_propagates,
+)
+from infra_scripts.iam import EMR_INSTANCE_PROFILE, EMR_MANAGED_TAG, EMR_SERVICE_ROLE
+from spark_jobs.contract import Zone
+
+DEFAULT_NAME = f"{PROJECT}-spark"
+DEFAULT_RELEASE_LABEL = "emr-7.5.0"
+ACTIVE_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
+DEFAULT_PYSPARK_PYTHON = "/usr/bin/python3.11"
+"""EMR 7's default ``python3`` is 3.9; dagster-pipes and ``contract.py`` (StrEnum) need 3.10+."""
+
+
+def cluster_tags() -> list[dict[str, str]]:
+    """The project tag (the runner policy only operates tagged clusters) and the EMR v2 tag."""
+    return [{"Key": k, "Value": v} for k, v in {**PROJECT_TAGS, **EMR_MANAGED_TAG}.items()]
+
+
+def log_uri(bucket: str) -> str:
+    return f"s3://{bucket}/{Zone.LOGS.value}/emr/"
+
+
+def console_url(region: str, cluster_id: str) -> str:
+    return (
+        f"https://{region}.console.aws.amazon.com/emr/home?region={region}"
+        f"#/clusterDetails/{cluster_id}"
+    )
+
+
+def run_job_flow_request(
+    *,
+    name: str,
+    bucket: str,
+    release_label: str = DEFAULT_RELEASE_LABEL,
+    master_instance_type: str = "m5.xlarge",
+    core_instance_type: str = "m5.xlarge",
+    core_count: int = 2,
+    step_concurrency: int = 2,
+    subnet_id: str | None = None,
+    key_name: str | None = None,
+    pyspark_python: str | None = DEFAULT_PYSPARK_PYTHON,
+    idle_timeout_minutes: int = 0,
+) -> dict[str, Any]:
+    """``run_job_flow`` arguments of the long-running cluster (pure, so tests can read them)."""
+    instances: dict[str, Any] = {
+        "InstanceGroups": [
+            {
+                "Name": "primary",
+                "InstanceRole": "MASTER",
+                "Market": "ON_DEMAND",
+                "InstanceType": master_instance_type,
+                "InstanceCount": 1,
+            },
+            {
+                "Name": "core",
+                "InstanceRole": "CORE",
+                "Market": "ON_DEMAND",
+                "InstanceType": core_instance_type,
+                "InstanceCount": core_count,
+            },
+        ],
+        # Long-running: the cluster waits for the next Dagster run instead of ending.
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    }
+    if subnet_id:
+        instances["Ec2SubnetId"] = subnet_id
+    if key_name:
+        instances["Ec2KeyName"] = key_name
+    request: dict[str, Any] = {
+        "Name": name,
+        "ReleaseLabel": release_label,
+        "LogUri": log_uri(bucket),
+        "Applications": [{"Name": "Spark"}],
+        "Instances": instances,
+        "ServiceRole": EMR_SERVICE_ROLE,
+        "JobFlowRole": EMR_INSTANCE_PROFILE,
+        # Independent assets (e.g. several KPI tables) run as parallel steps.
+        "StepConcurrencyLevel": step_concurrency,
+        "VisibleToAllUsers": True,
+        "Tags": cluster_tags(),
+    }
+    if pyspark_python:
+        python_env = {"PYSPARK_PYTHON": pyspark_python, "PYSPARK_DRIVER_PYTHON": pyspark_python}
+        request["Configurations"] = [
+            {
+                "Classification": "spark-env",
+                "Configurations": [{"Classification": "export", "Properties": python_env}],
+            }
+        ]
+    if idle_timeout_minutes > 0:
+        request["AutoTerminationPolicy"] = {"IdleTimeout": idle_timeout_minutes * 60}
+    return request
+
+
+def active_clusters(emr: BaseClient, name: str) -> list[str]:
+    """Ids of clusters called ``name`` that are starting, running or waiting (newest first)."""
+    pages = emr.get_paginator("list_clusters").paginate(ClusterStates=list(ACTIVE_STATES))
+    clusters = [c for page in pages for c in page["Clusters"] if c["Name"] == name]
+    clusters.sort(key=lambda c: c["Status"]["Timeline"]["CreationDateTime"], reverse=True)
+    return [c["Id"] for c in clusters]
+
+
+def subnet_is_tagged(ec2: BaseClient, subnet_id: str) -> bool:
+    """Whether the subnet carries the tag that ``AmazonEMRServicePolicy_v2`` requires."""
+    subnets = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
+    tags = {t["Key"]: t["Value"] for s in subnets for t in s.get("Tags", [])}
+    return all(tags.get(key) == value for key, value in EMR_MANAGED_TAG.items())
+
+
+def create_cluster(emr: BaseClient, plan: Plan, request: dict[str, Any]) -> str | None:
+    """Start the cluster unless one of that name is active; return its id (None on dry runs)."""
+    name = request["Name"]
+    existing = active_clusters(emr, name)
+    if existing:
+        if len(existing) > 1:
+            plan.note(f"{len(existing)} active clusters named {name}: {', '.join(existing)}")
+        plan.ok("emr cluster", name, existing[0])
+        return existing[0]
+    response = plan.change(
+        "create",
+        "emr cluster",
+        name,
+        lambda: retry_while_iam_propagates(lambda: emr.run_job_flow(**request)),
+    )
+    return None if response is None else response["JobFlowId"]
+
+
+def terminate_cluster(
+    emr: BaseClient, plan: Plan, *, region: str, cluster_id: str | None = None, name: str = ""
+) -> list[str]:
+    """Terminate the given cluster, or every active cluster called ``name``."""
+    if cluster_id:
+        try:
+            state = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"]
+        except ClientError as error:
+            raise SetupError(f"no cluster {cluster_id}: {error}") from error
+        targets = [cluster_id] if state not in {"TERMINATING", "TERMINATED"} else []
+        label = cluster_id
+    else:
+        targets = active_clusters(emr, name)
+        label = name
+    if not targets:
+        plan.ok("emr cluster", label, "not running")
+        return []
+    for target in targets:
+        plan.change(
+            "terminate",
+            "emr cluster",
+            target,
+            lambda target=target: emr.terminate_job_flows(JobFlowIds=[target]),
+            detail=console_url(region, target),
+        )
+    return targets
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+
+def add_create_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--release-label", default=DEFAULT_RELEASE_LABEL, help="default: %(default)s"
+    )
+    parser.add_argument("--master-instance-type", default="m5.xlarge", help="default: %(default)s")
+    parser.add_argument("--core-instance-type", default="m5.xlarge", help="default: %(default)s")
+    parser.add_argument("--core-count", type=int, default=2, help="default: %(default)s")
+    parser.add_argument(
+        "--step-concurrency",
+        type=int,
+        default=2,
+        help="steps run at once (StepConcurrencyLevel, default: %(default)s)",
+    )
+    parser.add_argument(
+        "--subnet-id",
+        default=None,
+        help="subnet to launch in; must be tagged for-use-with-amazon-emr-managed-policies=true",
+    )
+    parser.add_argument("--key-name", default=None, help="EC2 key pair for SSH (default: none)")
+    parser.add_argument(
+        "--pyspark-python",
+        default=DEFAULT_PYSPARK_PYTHON,
+        help="interpreter of PySpark steps; empty for EMR's default (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout-minutes",
+        type=int,
+        default=0,
+        help="let EMR terminate the cluster after this long without steps; 0 never (default)",
+    )
+
+
+def add_name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", default=DEFAULT_NAME, help="cluster name (default: %(default)s)")
+
+
+def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return run_job_flow_request(
+        name=args.name,
+        bucket=args.bucket,
+        release_label=args.release_label,
+        master_instance_type=args.master_instance_type,
+        core_instance_type=args.core_instance_type,
+        core_count=args.core_count,
+        step_concurrency=args.step_concurrency,
+        subnet_id=args.subnet_id,
+        key_name=args.key_name,
+        pyspark_python=args.pyspark_python or None,
+        idle_timeout_minutes=args.idle_timeout_minutes,
+    )
+
+
+def run_create(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
+    if not args.subnet_id:
+        plan.note(
+            "no --subnet-id: EMR picks a default-VPC subnet, which (with its VPC) must carry "
+            "the tag for-use-with-amazon-emr-managed-policies=true"
+        )
+    elif not subnet_is_tagged(ctx.client("ec2"), args.subnet_id):
+        plan.note(
+            f"subnet {args.subnet_id} lacks the tag for-use-with-amazon-emr-managed-policies=true"
+            " that AmazonEMRServicePolicy_v2 requires: the cluster will fail to start"
+        )
+    cluster_id = create_cluster(ctx.client("emr"), plan, request_from_args(args))
+    if cluster_id:
+        print(f"cluster {cluster_id}: {console_url(ctx.region, cluster_id)}")
+
+
+def run_terminate(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
+    terminate_cluster(
+        ctx.client("emr"), plan, region=ctx.region, cluster_id=args.cluster_id, name=args.name
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="create the cluster unless it is active")
+    add_common_arguments(create)
+    add_name_argument(create)
+    add_create_arguments(create)
+    create.set_defaults(run=run_create)
+    terminate = commands.add_parser("terminate", help="terminate by --cluster-id or --name")
+    add_common_arguments(terminate, bucket_required=False)
+    add_name_argument(terminate)
+    terminate.add_argument("--cluster-id", default=None, help="terminate this cluster")
+    terminate.set_defaults(run=run_terminate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(argv, build_parser(), lambda args, ctx, plan: args.run(args, ctx, plan))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

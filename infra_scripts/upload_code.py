@@ -1,0 +1,65 @@
+"""Upload the Spark jobs and their ``--py-files`` zip to ``s3://BUCKET/scripts/<digest>/``.
+
+    python -m infra_scripts.upload_code --region eu-west-1 --bucket my-lake [--dry-run]
+
+Uploads are content-addressed (see ``code_bundle``): unchanged code uploads nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from infra_scripts.code_bundle import build_bundle, bundle_keys, missing_keys
+from infra_scripts.common import (
+    AwsContext,
+    Plan,
+    add_common_arguments,
+    cli_main,
+    new_parser,
+)
+from spark_jobs.contract import Zone
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scripts-prefix",
+        default=Zone.SCRIPTS.value,
+        help="key prefix of the code in the bucket (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
+    s3 = ctx.client("s3")
+    with tempfile.TemporaryDirectory(prefix="car-rental-bundle-") as tmp:
+        bundle = build_bundle(Path(tmp))
+        plan.note(f"code bundle {bundle.digest}: {', '.join(bundle.files)}")
+        missing = missing_keys(s3, args.bucket, bundle, prefix=args.scripts_prefix)
+        for name, key in bundle_keys(bundle, args.scripts_prefix).items():
+            uri = f"s3://{args.bucket}/{key}"
+            if key not in missing.values():
+                plan.ok("s3 code object", uri)
+                continue
+            path = str(bundle.files[name])
+            plan.change(
+                "upload",
+                "s3 code object",
+                uri,
+                lambda path=path, key=key: s3.upload_file(path, args.bucket, key),
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(__doc__)
+    add_common_arguments(parser)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(argv, build_parser(), run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

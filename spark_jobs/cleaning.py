@@ -1,0 +1,230 @@
+"""Raw CSV rows to typed, trimmed rows, with every unusable row kept in ``rejected_rows``.
+
+Each raw row gets at most one reason, first match wins: malformed line, missing required
+value, unparseable value, a table rule (end not after start, negative amount, coordinates out
+of range), then duplicate key among the rows that passed everything else (the first in file
+order is kept). Rows in = rows kept + rows rejected, for every input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from spark_jobs.contract import (
+    RENTALS,
+    RejectReason,
+    SourceTable,
+    check_header,
+)
+from spark_jobs.contract import (
+    Column as ContractColumn,
+)
+
+CORRUPT = "_corrupt_record"
+SOURCE_FILE = "_source_file"
+ROW_ORDER = "_row_order"
+REASON = "_reason"
+DETAIL = "_detail"
+RECORD = "_record"
+FLAG_COLUMNS = frozenset({"active", "is_active"})
+"""Integer flags whose only valid values are 0 and 1."""
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """One input after cleaning: every raw row, typed, with its reject reason (null if kept)."""
+
+    table: SourceTable
+    annotated: DataFrame
+
+    def cache(self) -> Cleaned:
+        """Cache the annotated rows so counting and writing parse the CSV only once."""
+        return Cleaned(self.table, self.annotated.cache())
+
+    @property
+    def kept(self) -> DataFrame:
+        """Kept rows in contract column order, with derived columns for rentals."""
+        kept = self.annotated.where(F.col(REASON).isNull()).select(*self.table.column_names)
+        return with_rental_derivations(kept) if self.table.name == RENTALS.name else kept
+
+    @property
+    def rejected(self) -> DataFrame:
+        """Rejected rows in the ``rejected_rows`` layout."""
+        return self.annotated.where(F.col(REASON).isNotNull()).select(
+            F.lit(self.table.name).alias("source_table"),
+            F.col(SOURCE_FILE).alias("source_file"),
+            F.col(REASON).alias("reason"),
+            F.col(DETAIL).alias("detail"),
+            F.col(RECORD).alias("record"),
+        )
+
+    def counts(self) -> dict[str | None, int]:
+        """Rows per reason; the key None counts the kept rows."""
+        rows = self.annotated.groupBy(REASON).count().collect()
+        return {row[REASON]: row["count"] for row in rows}
+
+
+def read_raw(spark: SparkSession, table: SourceTable, path: str) -> DataFrame:
+    """Read a raw CSV file or folder as strings, in file order, malformed lines kept.
+
+    No type inference: every value stays the string it was in the file until ``clean`` parses
+    it, so ids such as ``0042`` or ``6e61610976`` survive. An empty or header-only file yields
+    zero rows.
+    """
+    header = [c.lstrip("\ufeff") for c in spark.read.option("header", True).csv(path).columns]
+    if not header:
+        return spark.createDataFrame([], _raw_schema(table.column_names)).select(
+            *table.column_names,
+            CORRUPT,
+            F.lit(path).alias(SOURCE_FILE),
+            F.lit(0).cast("long").alias(ROW_ORDER),
+        )
+    check_header(table, header, path)
+    raw = (
+        spark.read.schema(_raw_schema(header))
+        .option("header", True)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .csv(path)
+    )
+    return raw.select(
+        *table.column_names,
+        CORRUPT,
+        F.input_file_name().alias(SOURCE_FILE),
+        F.monotonically_increasing_id().alias(ROW_ORDER),
+    )
+
+
+def _raw_schema(names: list[str] | tuple[str, ...]) -> T.StructType:
+    fields = [T.StructField(n, T.StringType()) for n in names]
+    return T.StructType([*fields, T.StructField(CORRUPT, T.StringType())])
+
+
+def parse_value(column: ContractColumn, text: Column) -> Column:
+    """The typed value of a trimmed string, or null when it does not parse to the contract type."""
+    kind = column.type
+    if kind == "string":
+        return text
+    if kind == "date":
+        return F.to_date(F.try_to_timestamp(text, F.lit(column.format)))
+    if kind == "timestamp":
+        return F.try_to_timestamp(text, F.lit(column.format))
+    if column.name in FLAG_COLUMNS:
+        return F.when(text.isin("0", "1"), text.cast("int"))
+    value = text.try_cast(kind)
+    if kind == "double":
+        return F.when(~F.isnan(value) & ~value.isin(float("inf"), float("-inf")), value)
+    return value
+
+
+def _trimmed(name: str) -> Column:
+    return F.nullif(F.trim(F.col(name)), F.lit(""))
+
+
+def _failures(checks: list[tuple[Column, str]]) -> Column:
+    """'; '-joined messages of the failing checks (null when none fails)."""
+    messages = F.concat_ws("; ", *[F.when(cond, F.lit(msg)) for cond, msg in checks])
+    return F.nullif(messages, F.lit(""))
+
+
+Rule = tuple[RejectReason, Callable[[dict[str, Column]], Column], str]
+RULES: dict[str, list[Rule]] = {
+    "rentals": [
+        (
+            RejectReason.END_NOT_AFTER_START,
+            lambda c: c["rental_end_time"] <= c["rental_start_time"],
+            "rental_end_time is not after rental_start_time",
+        ),
+        (
+            RejectReason.NEGATIVE_AMOUNT,
+            lambda c: c["total_amount"] < 0,
+            "total_amount is negative",
+        ),
+    ],
+    "locations": [
+        (
+            RejectReason.COORDINATES_OUT_OF_RANGE,
+            lambda c: (F.abs(c["latitude"]) > 90) | (F.abs(c["longitude"]) > 180),
+            "latitude must be within [-90, 90] and longitude within [-180, 180]",
+        ),
+    ],
+}
+"""Table rules: (reason, condition on typed columns that marks a bad row, detail)."""
+
+
+def clean(table: SourceTable, raw: DataFrame) -> Cleaned:
+    """Split raw rows (from ``read_raw``) into typed kept rows and rejected rows."""
+    text = {c.name: _trimmed(c.name) for c in table.columns}
+    typed = {c.name: parse_value(c, text[c.name]) for c in table.columns}
+    missing = _failures(
+        [(text[c.name].isNull(), f"{c.name} is empty") for c in table.columns if c.required]
+    )
+    unparseable = _failures(
+        [
+            (
+                text[c.name].isNotNull() & typed[c.name].isNull(),
+                f"{c.name} is not a valid {c.type}{f' ({c.format})' if c.format else ''}",
+            )
+            for c in table.columns
+            if c.type != "string"
+        ]
+    )
+    reason: Column = F.when(F.col(CORRUPT).isNotNull(), F.lit(RejectReason.MALFORMED_LINE.value))
+    detail: Column = F.when(
+        F.col(CORRUPT).isNotNull(), F.lit(f"expected {len(table.columns)} fields")
+    )
+    for code, message in (
+        (RejectReason.MISSING_REQUIRED_VALUE, missing),
+        (RejectReason.UNPARSEABLE_VALUE, unparseable),
+    ):
+        reason = reason.when(message.isNotNull(), F.lit(code.value))
+        detail = detail.when(message.isNotNull(), message)
+    for code, condition, message in RULES.get(table.name, []):
+        failed = F.coalesce(condition(typed), F.lit(False))
+        reason = reason.when(failed, F.lit(code.value))
+        detail = detail.when(failed, F.lit(message))
+
+    annotated = raw.select(
+        *[typed[c.name].alias(c.name) for c in table.columns],
+        F.when(F.col(CORRUPT).isNotNull(), F.to_json(F.struct(F.col(CORRUPT).alias("line"))))
+        .otherwise(F.to_json(F.struct(*[F.col(c.name) for c in table.columns])))
+        .alias(RECORD),
+        F.col(CORRUPT),
+        F.col(SOURCE_FILE),
+        F.col(ROW_ORDER),
+        reason.alias(REASON),
+        detail.alias(DETAIL),
+    )
+    first_seen = Window.partitionBy(table.key, F.col(REASON).isNull()).orderBy(
+        SOURCE_FILE, ROW_ORDER
+    )
+    is_duplicate = F.col(REASON).isNull() & (F.row_number().over(first_seen) > 1)
+    annotated = annotated.withColumns(
+        {
+            REASON: F.when(is_duplicate, F.lit(RejectReason.DUPLICATE_KEY.value)).otherwise(
+                F.col(REASON)
+            ),
+            DETAIL: F.when(
+                is_duplicate,
+                F.concat(F.lit(f"{table.key} "), F.col(table.key).cast("string"), F.lit(" seen")),
+            ).otherwise(F.col(DETAIL)),
+        }
+    )
+    return Cleaned(table, annotated)
+
+
+def with_rental_derivations(rentals: DataFrame) -> DataFrame:
+    """Add duration in hours (not rounded), date and hour of the start (UTC)."""
+    start, end = F.col("rental_start_time"), F.col("rental_end_time")
+    return rentals.withColumns(
+        {
+            "rental_duration_hours": (F.unix_micros(end) - F.unix_micros(start)) / 3_600_000_000,
+            "rental_date": F.to_date(start),
+            "rental_hour": F.hour(start),
+        }
+    )

@@ -1,0 +1,30 @@
+"""Command-line arguments shared by the jobs: lake root and zone names (DESIGN 3.4 defaults)."""
+
+from __future__ import annotations
+
+import argparse
+
+from spark_jobs.contract import Zone, table_path
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--lake-root",
+        required=True,
+        help="Lake root: a local folder or s3://bucket (the same code reads and writes both).",
+    )
+    parser.add_argument("--raw-zone", default=Zone.RAW.value)
+    parser.add_argument("--processed-zone", default=Zone.PROCESSED.value)
+    parser.add_argument("--kpi-zone", default=Zone.KPI.value)
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse known arguments: Dagster Pipes may append its own bootstrap arguments (EMR steps)."""
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def lake_path(args: argparse.Namespace, zone_arg: str, table: str) -> str:
+    return table_path(args.lake_root, getattr(args, zone_arg), table)

@@ -1,0 +1,418 @@
+"""The data contract (DESIGN.md section 3): the one home of table names, columns and types.
+
+Everything else (the Spark jobs, the Dagster assets and checks, the catalogs, the sample-data
+generator) reads names and schemas from here. This module is pure Python so that it ships to EMR
+inside the ``--py-files`` zip and imports without Spark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: name, Spark SQL type, parse format for dates, and whether a value is required."""
+
+    name: str
+    type: str
+    description: str = ""
+    format: str | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A raw CSV input and the processed table cleaned from it."""
+
+    name: str
+    """Processed table name (``processed/<name>/``)."""
+    raw_name: str
+    """Raw zone folder and file stem (``raw/<raw_name>/<raw_name>.csv``)."""
+    key: str
+    """Primary key: duplicates after the first occurrence in file order are rejected."""
+    columns: tuple[Column, ...]
+    derived: tuple[Column, ...] = ()
+    description: str = ""
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.raw_name}.csv"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def processed_columns(self) -> tuple[Column, ...]:
+        return self.columns + self.derived
+
+
+@dataclass(frozen=True)
+class KpiTable:
+    """A KPI table: its grain (primary key) and columns, in output order."""
+
+    name: str
+    key: tuple[str, ...]
+    count_column: str
+    """The column whose sum is the number of rentals (an invariant of section 3.3)."""
+    revenue_column: str
+    """The column whose sum is the total revenue of rentals (an invariant of section 3.3)."""
+    columns: tuple[Column, ...]
+    description: str = ""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+MONEY = "decimal(18,2)"
+"""Money in processed and KPI tables: exact, so sums agree across tables and rounding is half up."""
+HOURS = "double"
+
+VEHICLES = SourceTable(
+    name="vehicles",
+    raw_name="vehicles",
+    key="vehicle_id",
+    description="Vehicles offered on the marketplace, one row per vehicle_id.",
+    columns=(
+        Column("active", "int", "1 if listed, 0 if not (an attribute, not a filter)"),
+        Column("vehicle_license_number", "string", "Vehicle licence number"),
+        Column("registration_name", "string", "Name the vehicle is registered to"),
+        Column("license_type", "string", "Licence type"),
+        Column("expiration_date", "date", "Licence expiry", format="dd-MM-yyyy"),
+        Column("permit_license_number", "string", "Permit licence number"),
+        Column("certification_date", "date", "Certification date", format="yyyy-MM-dd"),
+        Column("vehicle_year", "int", "Model year"),
+        Column("base_telephone_number", "string", "Telephone of the vehicle's base"),
+        Column("base_address", "string", "Address of the vehicle's base"),
+        Column("vehicle_id", "string", "Vehicle id (a string, never a number)", required=True),
+        Column(
+            "last_update_timestamp",
+            "timestamp",
+            "Last update of the record (UTC)",
+            format="dd-MM-yyyy HH:mm:ss",
+        ),
+        Column("brand", "string", "Brand"),
+        Column("vehicle_type", "string", "basic, premium or high_end"),
+    ),
+)
+
+USERS = SourceTable(
+    name="users",
+    raw_name="users",
+    key="user_id",
+    description="Registered renters, one row per user_id.",
+    columns=(
+        Column("user_id", "string", "User id (a string, never a number)", required=True),
+        Column("first_name", "string", "First name"),
+        Column("last_name", "string", "Last name"),
+        Column("email", "string", "E-mail address"),
+        Column("phone_number", "string", "Phone number"),
+        Column("driver_license_number", "string", "Driver licence number"),
+        Column("driver_license_expiry", "date", "Driver licence expiry", format="yyyy-MM-dd"),
+        Column("creation_date", "date", "Account creation date", format="yyyy-MM-dd"),
+        Column("is_active", "int", "1 if the account is active (an attribute, not a filter)"),
+    ),
+)
+
+LOCATIONS = SourceTable(
+    name="locations",
+    raw_name="locations",
+    key="location_id",
+    description="Pick-up and drop-off locations, one row per location_id.",
+    columns=(
+        Column("location_id", "int", "Location id", required=True),
+        Column("location_name", "string", "Location name"),
+        Column("address", "string", "Street address"),
+        Column("city", "string", "City"),
+        Column("state", "string", "State"),
+        Column("zip_code", "string", "ZIP code (a string: leading zeros matter)"),
+        Column("latitude", "double", "Latitude, -90 to 90"),
+        Column("longitude", "double", "Longitude, -180 to 180"),
+    ),
+)
+
+RENTALS = SourceTable(
+    name="rentals",
+    raw_name="rental_transactions",
+    key="rental_id",
+    description="Rental transactions, one row per rental_id, with duration, date and hour derived.",
+    columns=(
+        Column("rental_id", "string", "Rental id", required=True),
+        Column("user_id", "string", "Renting user", required=True),
+        Column("vehicle_id", "string", "Rented vehicle", required=True),
+        Column(
+            "rental_start_time",
+            "timestamp",
+            "Start (UTC)",
+            format="yyyy-MM-dd HH:mm:ss",
+            required=True,
+        ),
+        Column(
+            "rental_end_time",
+            "timestamp",
+            "End (UTC), after the start",
+            format="yyyy-MM-dd HH:mm:ss",
+            required=True,
+        ),
+        Column("pickup_location", "int", "Pick-up location id", required=True),
+        Column("dropoff_location", "int", "Drop-off location id", required=True),
+        Column("total_amount", MONEY, "Amount charged, not negative", required=True),
+    ),
+    derived=(
+        Column("rental_duration_hours", HOURS, "(end - start) in seconds / 3600, not rounded"),
+        Column("rental_date", "date", "Date of the start (UTC)"),
+        Column("rental_hour", "int", "Hour of the start, 0-23 (UTC)"),
+    ),
+)
+
+SOURCE_TABLES: tuple[SourceTable, ...] = (VEHICLES, USERS, LOCATIONS, RENTALS)
+SOURCES_BY_NAME = {t.name: t for t in SOURCE_TABLES}
+
+
+class RawSchemaError(ValueError):
+    """A raw file's header does not match the contract: names the file and the columns."""
+
+
+def check_header(table: SourceTable, header: list[str], source: str) -> None:
+    """Fail with the file and the offending columns when the header is not the contract's."""
+    expected = set(table.column_names)
+    missing = [c for c in table.column_names if c not in set(header)]
+    unexpected = [c for c in header if c not in expected]
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    problems = [
+        f"{label} column(s) {names}"
+        for label, names in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("duplicated", duplicated),
+        )
+        if names
+    ]
+    if problems:
+        raise RawSchemaError(
+            f"{source}: {'; '.join(problems)}. "
+            f"{table.file_name} must have exactly these columns (any order): "
+            f"{list(table.column_names)}"
+        )
+
+
+class RejectReason(StrEnum):
+    """Why a raw row was rejected (``rejected_rows.reason``)."""
+
+    MALFORMED_LINE = "malformed_line"
+    MISSING_REQUIRED_VALUE = "missing_required_value"
+    UNPARSEABLE_VALUE = "unparseable_value"
+    END_NOT_AFTER_START = "end_not_after_start"
+    NEGATIVE_AMOUNT = "negative_amount"
+    COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
+    DUPLICATE_KEY = "duplicate_key"
+
+
+REJECTED_ROWS_TABLE = "rejected_rows"
+REJECTED_ROWS_COLUMNS: tuple[Column, ...] = (
+    Column("source_table", "string", "Processed table the row was meant for"),
+    Column("source_file", "string", "Raw file the row came from"),
+    Column("reason", "string", "Reason code (RejectReason)"),
+    Column("detail", "string", "Which column or rule failed, with the offending value"),
+    Column("record", "string", "The original line's values as JSON (column -> raw string)"),
+)
+
+# --- KPI tables (section 3.3) -------------------------------------------------------------
+
+_C = Column
+LOCATION_METRICS = KpiTable(
+    name="location_metrics",
+    key=("location_id",),
+    count_column="total_pickups",
+    revenue_column="total_revenue",
+    description="Pick-ups, drop-offs and revenue per location, unknown location ids included.",
+    columns=(
+        _C("location_id", "int"),
+        _C("location_name", "string"),
+        _C("city", "string"),
+        _C("state", "string"),
+        _C("total_pickups", "bigint"),
+        _C("total_dropoffs", "bigint"),
+        _C("total_revenue", MONEY, "Sum of total_amount of rentals picked up here"),
+        _C("avg_transaction_amount", MONEY),
+        _C("max_transaction_amount", MONEY),
+        _C("min_transaction_amount", MONEY),
+        _C("unique_vehicles", "bigint", "Distinct vehicles picked up here"),
+        _C("unique_users", "bigint", "Distinct users picking up here"),
+    ),
+)
+VEHICLE_TYPE_METRICS = KpiTable(
+    name="vehicle_type_metrics",
+    key=("vehicle_type",),
+    count_column="total_rentals",
+    revenue_column="total_revenue",
+    description="Rentals, revenue and durations per vehicle type (unknown vehicles as 'unknown').",
+    columns=(
+        _C("vehicle_type", "string"),
+        _C("total_rentals", "bigint"),
+        _C("total_revenue", MONEY),
+        _C("avg_rental_amount", MONEY),
+        _C("total_rental_hours", HOURS),
+        _C("avg_rental_duration_hours", HOURS),
+        _C("min_rental_duration_hours", HOURS),
+        _C("max_rental_duration_hours", HOURS),
+        _C("unique_vehicles", "bigint"),
+    ),
+)
+BRAND_METRICS = KpiTable(
+    name="brand_metrics",
+    key=("brand",),
+    count_column="total_rentals",
+    revenue_column="total_revenue",
+    description="Rentals and revenue per brand (unknown vehicles as 'unknown').",
+    columns=(
+        _C("brand", "string"),
+        _C("total_rentals", "bigint"),
+        _C("total_revenue", MONEY),
+        _C("avg_rental_amount", MONEY),
+        _C("unique_vehicles", "bigint"),
+    ),
+)
+DAILY_METRICS = KpiTable(
+    name="daily_metrics",
+    key=("rental_date",),
+    count_column="total_transactions",
+    revenue_column="total_revenue",
+    description="Transactions and revenue per rental date (UTC).",
+    columns=(
+        _C("rental_date", "date"),
+        _C("total_transactions", "bigint"),
+        _C("total_revenue", MONEY),
+        _C("avg_transaction_amount", MONEY),
+        _C("max_transaction_amount", MONEY),
+        _C("min_transaction_amount", MONEY),
+        _C("unique_users", "bigint"),
+        _C("unique_vehicles", "bigint"),
+        _C("total_rental_hours", HOURS),
+    ),
+)
+USER_METRICS = KpiTable(
+    name="user_metrics",
+    key=("user_id",),
+    count_column="total_rentals",
+    revenue_column="total_spent",
+    description="Spending and usage per renting user, with spending percentile and category.",
+    columns=(
+        _C("user_id", "string"),
+        _C("first_name", "string"),
+        _C("last_name", "string"),
+        _C("email", "string"),
+        _C("is_active", "int"),
+        _C("total_rentals", "bigint"),
+        _C("total_spent", MONEY),
+        _C("avg_rental_amount", MONEY),
+        _C("max_rental_amount", MONEY),
+        _C("min_rental_amount", MONEY),
+        _C("total_rental_hours", HOURS),
+        _C("avg_rental_duration_hours", HOURS),
+        _C("unique_vehicles_rented", "bigint"),
+        _C("spending_percentile", "double", "percent_rank by total_spent x 100, 2 decimals"),
+        _C("spending_category", "string"),
+    ),
+)
+HOURLY_METRICS = KpiTable(
+    name="hourly_metrics",
+    key=("hour_of_day",),
+    count_column="total_transactions",
+    revenue_column="total_revenue",
+    description="Transactions and revenue per start hour (UTC).",
+    columns=(
+        _C("hour_of_day", "int"),
+        _C("total_transactions", "bigint"),
+        _C("total_revenue", MONEY),
+        _C("avg_transaction_amount", MONEY),
+    ),
+)
+DAY_OF_WEEK_METRICS = KpiTable(
+    name="day_of_week_metrics",
+    key=("day_number",),
+    count_column="total_transactions",
+    revenue_column="total_revenue",
+    description="Transactions and revenue per weekday of the start (1 = Monday).",
+    columns=(
+        _C("day_of_week", "string"),
+        _C("day_number", "int"),
+        _C("total_transactions", "bigint"),
+        _C("total_revenue", MONEY),
+        _C("avg_transaction_amount", MONEY),
+    ),
+)
+
+KPI_TABLES: tuple[KpiTable, ...] = (
+    LOCATION_METRICS,
+    VEHICLE_TYPE_METRICS,
+    BRAND_METRICS,
+    DAILY_METRICS,
+    USER_METRICS,
+    HOURLY_METRICS,
+    DAY_OF_WEEK_METRICS,
+)
+KPI_BY_NAME = {t.name: t for t in KPI_TABLES}
+
+SPENDING_CATEGORIES: tuple[tuple[float, str], ...] = (
+    (90.0, "Top Spender"),
+    (75.0, "High Spender"),
+    (50.0, "Medium Spender"),
+    (25.0, "Low Spender"),
+)
+"""(lower bound of spending_percentile, category), highest first; below the last: OCCASIONAL."""
+OCCASIONAL_SPENDER = "Occasional Spender"
+UNKNOWN = "unknown"
+"""vehicle_type and brand of rentals whose vehicle is not in ``vehicles``."""
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# --- Asset checks: names shared by the jobs that compute them and the Dagster specs -------
+
+
+class Check(StrEnum):
+    """Asset checks; each is computed where the data is (Spark or Dagster) and reported."""
+
+    PRIMARY_KEY_UNIQUE = "primary_key_unique"
+    ROWS_CONSERVED = "rows_conserved"
+    REFERENCES_KNOWN = "references_known"
+    TOTALS_MATCH_RENTALS = "totals_match_rentals"
+    NOT_EMPTY = "not_empty_when_rentals_exist"
+
+
+CHECK_DESCRIPTIONS: dict[Check, str] = {
+    Check.PRIMARY_KEY_UNIQUE: "No two rows share the primary key.",
+    Check.ROWS_CONSERVED: "Rows in the raw file = rows kept + rows rejected.",
+    Check.REFERENCES_KNOWN: (
+        "Rentals whose user, vehicle or location is unknown (kept, counted; a warning)."
+    ),
+    Check.TOTALS_MATCH_RENTALS: (
+        "Total revenue and rental count of the table equal those of processed rentals."
+    ),
+    Check.NOT_EMPTY: "The table has rows whenever processed rentals has rows.",
+}
+
+
+# --- Names (section 3.4): defaults of settings ---------------------------------------------
+
+
+class Zone(StrEnum):
+    """Top-level folders of the lake (a local folder or ``s3://<bucket>``)."""
+
+    RAW = "raw"
+    PROCESSED = "processed"
+    KPI = "kpi"
+    ANALYSES = "analyses"
+    SCRIPTS = "scripts"
+    ATHENA_RESULTS = "athena_results"
+    LOGS = "logs"
+
+
+DATABASE = "car_rental_db"
+
+
+def table_path(lake_root: str, zone: str, table: str) -> str:
+    """``<lake_root>/<zone>/<table>``: the one rule for where a table lives in the lake."""
+    return f"{lake_root.rstrip('/')}/{zone}/{table}"

@@ -1,0 +1,101 @@
+"""spark-submit job: processed Parquet -> the KPI tables (all seven, or those named).
+
+    spark-submit spark_jobs/kpi_job.py --lake-root LAKE_ROOT [--tables daily_metrics,user_metrics]
+
+One Spark application computes every requested table from one cached read of the processed
+tables, and writes ``<root>/kpi/<table>/`` (overwritten, so a re-run is idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+
+from pyspark.sql import DataFrame, Row, SparkSession
+
+from spark_jobs import cli, quality
+from spark_jobs.contract import KPI_BY_NAME, LOCATIONS, RENTALS, USERS, VEHICLES, Zone
+from spark_jobs.kpis import KPI_FUNCTIONS, KpiInputs
+from spark_jobs.reporting import Reporter, open_reporter
+from spark_jobs.session import build_spark
+
+WRITE_THREADS = 4
+PREVIEW_ROWS = 10
+"""KPI tables are small: writing several at once keeps the cores busy between tiny jobs."""
+
+
+def markdown_table(rows: list[Row], columns: list[str]) -> str:
+    """A GitHub-style markdown table (Dagster renders it as the asset's preview)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = ("" if v is None else str(v).replace("|", "\\|") for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_tables(value: str | None) -> list[str]:
+    """Requested KPI names in contract order; unknown names fail with the valid ones listed."""
+    if not value:
+        return list(KPI_BY_NAME)
+    requested = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in requested if name not in KPI_BY_NAME]
+    if unknown:
+        raise SystemExit(f"--tables: unknown KPI table(s) {unknown}; valid: {list(KPI_BY_NAME)}")
+    return [name for name in KPI_BY_NAME if name in requested]
+
+
+def read_inputs(spark: SparkSession, args: argparse.Namespace) -> KpiInputs:
+    def read(name: str) -> DataFrame:
+        return spark.read.parquet(cli.lake_path(args, "processed_zone", name))
+
+    return KpiInputs(
+        rentals=read(RENTALS.name).cache(),
+        vehicles=read(VEHICLES.name),
+        users=read(USERS.name),
+        locations=read(LOCATIONS.name),
+    )
+
+
+def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> None:
+    names = parse_tables(args.tables)
+    inputs = read_inputs(spark, args)
+    reporter.log(f"computing {len(names)} KPI table(s): {', '.join(names)}")
+
+    def build(name: str) -> tuple[str, str, int, str]:
+        path = cli.lake_path(args, "kpi_zone", name)
+        table = KPI_FUNCTIONS[name](inputs).coalesce(1).cache()
+        table.write.mode("overwrite").parquet(path)
+        rows = table.count()
+        preview = markdown_table(table.limit(PREVIEW_ROWS).collect(), table.columns)
+        table.unpersist()
+        return name, path, rows, preview
+
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        for name, path, rows, preview in pool.map(build, names):
+            reporter.log(f"{name}: {rows} rows -> {path}")
+            reporter.report(
+                f"{Zone.KPI}/{name}",
+                {"row_count": rows, "path": path, "preview": {"raw_value": preview, "type": "md"}},
+            )
+    totals = quality.rental_totals(inputs.rentals)
+    inputs.rentals.unpersist()
+    for name in names:
+        stored = spark.read.parquet(cli.lake_path(args, "kpi_zone", name))
+        for check, outcome in quality.kpi_outcomes(stored, KPI_BY_NAME[name], totals).items():
+            reporter.check(f"{Zone.KPI}/{name}", check, outcome)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = cli.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--tables", help="Comma-separated KPI table names (default: all seven).")
+    args = cli.parse(parser, argv)
+    spark = build_spark("car-rental-kpis")
+    try:
+        with open_reporter() as reporter:
+            run(spark, args, reporter)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""AWS fixtures: one local moto server (a real HTTP endpoint) per test session.
+
+Reuse them in any test that talks to AWS through boto3:
+
+``moto_endpoint`` (session scope)
+    Starts ``moto.server.ThreadedMotoServer`` on 127.0.0.1 and a free port, puts fake
+    credentials, ``AWS_DEFAULT_REGION=us-east-1`` and ``AWS_ENDPOINT_URL`` (so even a client
+    created without ``endpoint_url=`` talks to moto) into the environment, and yields the
+    endpoint URL, e.g. ``http://127.0.0.1:54321``. Pass it as ``endpoint_url=`` to boto3 or as
+    ``--endpoint-url`` to the ``infra_scripts``. The server stops at the end of the session.
+
+``aws_env`` (function scope)
+    Resets all moto state (``POST {endpoint}/moto-api/reset``) and returns an ``AwsEnv``:
+    ``endpoint_url``, ``region`` (us-east-1), ``bucket`` (a unique name, not created),
+    ``client(service)`` and ``cli_args()`` (``--region --bucket --endpoint-url`` for a script).
+
+moto only knows the AWS managed policies it is told to load; loading all ~1,500 of them costs
+about two seconds per reset, so the server gets only those that ``infra_scripts.iam`` attaches.
+
+What moto 5.2 cannot emulate, and how the tests cope:
+- ``glue:UpdateCrawler`` and ``athena:UpdateWorkGroup`` are not implemented: drift is tested
+  through the pure diff functions and ``--dry-run`` ("would update ..."), never applied.
+- bucket-policy conditions such as ``aws:SecureTransport`` are ignored, so the TLS-only deny
+  statement denies every object request: runs that touch objects pass ``--skip-tls-policy``.
+- IAM policies are stored and validated but not enforced; tests inspect the documents instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infra_scripts.iam import EMR_SERVICE_MANAGED_POLICY
+from tests.aws.support import AwsEnv
+
+REGION = "us-east-1"
+ATTACHED_AWS_MANAGED_POLICIES = (EMR_SERVICE_MANAGED_POLICY.rsplit("/", 1)[-1],)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _only_attached_managed_policies() -> str:
+    from moto.iam import models
+
+    every_policy = json.loads(models.aws_managed_policies_data)
+    return json.dumps({name: every_policy[name] for name in ATTACHED_AWS_MANAGED_POLICIES})
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from moto.iam import models
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    no_config = str(tmp_path_factory.mktemp("aws") / "absent")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_PROFILE"):
+            patch.delenv(name, raising=False)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            patch.setenv(name, "testing")
+        patch.setenv("AWS_DEFAULT_REGION", REGION)
+        patch.setenv("AWS_CONFIG_FILE", no_config)
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", no_config)
+        patch.setenv("AWS_ENDPOINT_URL", endpoint)
+        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        patch.setattr(models, "aws_managed_policies_data", _only_attached_managed_policies())
+        # One werkzeug log line per request would bury a failing test's own output.
+        patch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str) -> AwsEnv:
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+    return AwsEnv(moto_endpoint, REGION, f"car-rental-test-{uuid.uuid4().hex[:12]}")

@@ -1,0 +1,129 @@
+"""iam.py against moto: policy versions, drift removal, instance profile, the runner role.
+
+moto stores and validates IAM documents but does not enforce them, so what a role may do is
+tested on the documents (test_iam_policies.py); here only what the script changes is checked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra_scripts import iam
+from infra_scripts.common import Plan
+from tests.aws.support import AwsEnv, changed_lines
+
+ACCOUNT = "123456789012"
+RUNNER_ARN = iam.managed_policy_arn(iam.DAGSTER_RUNNER_POLICY, ACCOUNT)
+
+
+def _iam_main(aws_env: AwsEnv, *extra: str) -> None:
+    assert iam.main([*aws_env.cli_args(), *extra]) == 0
+
+
+def _default_document(aws_env: AwsEnv) -> tuple[str, dict]:
+    client = aws_env.client("iam")
+    version_id = client.get_policy(PolicyArn=RUNNER_ARN)["Policy"]["DefaultVersionId"]
+    version = client.get_policy_version(PolicyArn=RUNNER_ARN, VersionId=version_id)
+    return version_id, version["PolicyVersion"]["Document"]
+
+
+def test_changed_document_becomes_the_new_default_version(
+    aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _iam_main(aws_env)
+    _iam_main(aws_env, "--workgroup", "car-rental-v2")
+    out = capsys.readouterr().out
+
+    assert f"update           iam policy {iam.DAGSTER_RUNNER_POLICY} (new default version)" in out
+    version_id, document = _default_document(aws_env)
+    assert version_id == "v2"
+    assert document == iam.dagster_runner_policy(
+        aws_env.bucket, region=aws_env.region, account=ACCOUNT, workgroup="car-rental-v2"
+    )
+
+
+def test_oldest_version_is_deleted_at_the_five_version_limit(
+    aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = aws_env.client("iam")
+    for number in range(1, 7):
+        document = iam.policy(iam.allow(f"Version{number}", ["s3:GetObject"], ["arn:aws:s3:::b/*"]))
+        spec = iam.ManagedPolicySpec(iam.DAGSTER_RUNNER_POLICY, "test", document)
+        iam.ensure_managed_policy(client, Plan(dry_run=False), spec, account=ACCOUNT)
+    out = capsys.readouterr().out
+
+    versions = client.list_policy_versions(PolicyArn=RUNNER_ARN)["Versions"]
+    assert sorted(v["VersionId"] for v in versions) == ["v2", "v3", "v4", "v5", "v6"]
+    assert [v["VersionId"] for v in versions if v["IsDefaultVersion"]] == ["v6"]
+    assert f"delete           iam policy version {iam.DAGSTER_RUNNER_POLICY} v1" in out
+
+
+def test_hand_granted_extras_are_removed_and_trust_restored(
+    aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _iam_main(aws_env)
+    client = aws_env.client("iam")
+    s3_everything = iam.policy(iam.allow("Everything", ["s3:*"], ["*"]))
+    client.put_role_policy(
+        RoleName=iam.EMR_INSTANCE_ROLE,
+        PolicyName="seed-s3",
+        PolicyDocument=json.dumps(s3_everything),
+    )
+    legacy = client.create_policy(PolicyName="seed-glue", PolicyDocument=json.dumps(s3_everything))
+    client.attach_role_policy(RoleName=iam.GLUE_CRAWLER_ROLE, PolicyArn=legacy["Policy"]["Arn"])
+    client.update_assume_role_policy(
+        RoleName=iam.GLUE_CRAWLER_ROLE,
+        PolicyDocument=json.dumps(iam.service_trust_policy("ec2.amazonaws.com")),
+    )
+    capsys.readouterr()
+
+    _iam_main(aws_env)
+    changes = changed_lines(capsys.readouterr().out)
+
+    assert len(changes) == 3, changes
+    assert client.list_role_policies(RoleName=iam.EMR_INSTANCE_ROLE)["PolicyNames"] == [
+        "lake-access"
+    ]
+    attached = client.list_attached_role_policies(RoleName=iam.GLUE_CRAWLER_ROLE)
+    assert attached["AttachedPolicies"] == []
+    trust = client.get_role(RoleName=iam.GLUE_CRAWLER_ROLE)["Role"]["AssumeRolePolicyDocument"]
+    assert trust == iam.service_trust_policy("glue.amazonaws.com")
+
+
+def test_instance_profile_holding_another_role_is_fixed(aws_env: AwsEnv) -> None:
+    _iam_main(aws_env)
+    client = aws_env.client("iam")
+    profile = iam.EMR_INSTANCE_PROFILE
+    client.remove_role_from_instance_profile(
+        InstanceProfileName=profile, RoleName=iam.EMR_INSTANCE_ROLE
+    )
+    client.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=iam.GLUE_CRAWLER_ROLE)
+
+    _iam_main(aws_env)
+
+    roles = client.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]
+    assert [r["RoleName"] for r in roles] == [iam.EMR_INSTANCE_ROLE]
+
+
+def test_runner_role_trusts_the_given_principal(aws_env: AwsEnv) -> None:
+    principal = f"arn:aws:iam::{ACCOUNT}:role/dagster-ecs-task"
+    _iam_main(aws_env, "--runner-principal-arn", principal)
+
+    client = aws_env.client("iam")
+    role = client.get_role(RoleName=iam.DAGSTER_RUNNER_ROLE)["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"AWS": principal}
+    attached = client.list_attached_role_policies(RoleName=iam.DAGSTER_RUNNER_ROLE)
+    assert [p["PolicyArn"] for p in attached["AttachedPolicies"]] == [RUNNER_ARN]
+
+
+def test_dry_run_reports_the_drift_and_keeps_it(
+    aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _iam_main(aws_env)
+    _iam_main(aws_env, "--workgroup", "elsewhere", "--dry-run")
+    out = capsys.readouterr().out
+
+    assert f"would update     iam policy {iam.DAGSTER_RUNNER_POLICY}" in out
+    assert _default_document(aws_env)[0] == "v1"

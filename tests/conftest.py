@@ -1,0 +1,36 @@
+"""Shared fixtures: one local SparkSession for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from car_rental_platform.java import ensure_java
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator:
+    """A small local[2] session configured exactly like the jobs' (UTC, strict parsing)."""
+    ensure_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    from spark_jobs.session import SESSION_CONF
+
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName("car-rental-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .config("spark.driver.memory", "2g")
+    )
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
