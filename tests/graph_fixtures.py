@@ -1,0 +1,45 @@
+"""Materialize the whole local graph once per test session, into a temporary lake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from car_rental_platform.definitions import ASSETS
+from car_rental_platform.resources.local import local_resources
+from car_rental_platform.sample_data import SampleSummary, generate
+from car_rental_platform.settings import LocalSettings
+
+SMALL_RENTALS = 600
+
+
+@dataclass(frozen=True)
+class MaterializedGraph:
+    settings: LocalSettings
+    sample: SampleSummary
+    instance: dg.DagsterInstance
+    result: dg.ExecuteInProcessResult
+
+    def query(self, sql: str):
+        engine = local_resources(self.settings)["engine"]
+        return engine.query(sql)
+
+
+def settings_for(root: Path) -> LocalSettings:
+    return LocalSettings.from_env(
+        {
+            "CAR_RENTAL_SOURCE_DIR": str(root / "landing"),
+            "CAR_RENTAL_LAKE_ROOT": str(root / "lake"),
+        }
+    )
+
+
+def materialize_graph(root: Path, instance: dg.DagsterInstance) -> MaterializedGraph:
+    settings = settings_for(root)
+    sample = generate(Path(settings.source_dir), rentals=SMALL_RENTALS, seed=7)
+    result = dg.materialize(
+        ASSETS, resources=local_resources(settings), instance=instance, raise_on_error=False
+    )
+    return MaterializedGraph(settings, sample, instance, result)
