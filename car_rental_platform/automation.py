@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 
 import dagster as dg
 
@@ -30,6 +31,7 @@ daily_refresh_schedule = dg.ScheduleDefinition(
 )
 
 EXPECTED_FILES = {t.file_name for t in SOURCE_TABLES}
+EXCEPTION_PREFIX = re.compile(r"^[\w.]+(Error|Failure|Exception): ")
 
 
 def _fingerprint(files: dict[str, str]) -> str:
@@ -81,6 +83,7 @@ def failure_summary(context: dg.RunFailureSensorContext) -> str:
     for event in context.get_step_failure_events():
         error = event.event_specific_data.error if event.event_specific_data else None
         message = error.message.strip().splitlines()[0] if error and error.message else "?"
+        message = EXCEPTION_PREFIX.sub("", message)
         lines.append(f"- step {event.step_key}: {message}")
     if len(lines) == 1 and context.failure_event.message:
         lines.append(f"- {context.failure_event.message}")
