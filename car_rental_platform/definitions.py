@@ -41,4 +41,8 @@ defs = dg.Definitions(
     schedules=[daily_refresh_schedule],
     sensors=[landing_sensor, report_failed_runs],
     resources=resources_for(deployment()),
+    # Steps run one after another in the run's process: the Spark steps are sequential by
+    # lineage anyway, step start-up costs nothing, and resources live for the whole run, so
+    # an EMR transient cluster is created once per run (not once per step process).
+    executor=dg.in_process_executor,
 )

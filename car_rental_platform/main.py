@@ -54,7 +54,8 @@ def materialize(env: dict[str, str], log_path: Path) -> int:
             log.write(line)
             match = PROGRESS.search(line)
             if match:
-                step = line.split(" - ")[5] if line.count(" - ") > 6 else ""
+                fields = line.split(" - ")  # time, logger, level, job, run, pid, step, event
+                step = fields[6] if len(fields) > 7 else ""
                 print(f"  {time.strftime('%H:%M:%S')} {match[1]:<13} {step}", flush=True)
         return process.wait()
 

@@ -72,7 +72,7 @@ SETTINGS: dict[str, str] = {
     "CAR_RENTAL_EMR_CORE_MARKET": "ON_DEMAND or SPOT core nodes of transient clusters",
     "CAR_RENTAL_EMR_POLL_SECONDS": "seconds between step polls (default 15)",
     "CAR_RENTAL_EMR_STEP_TIMEOUT_SECONDS": "seconds a step may take (default 21600)",
-    "CAR_RENTAL_GLUE_DATABASE": "Glue database (default car_rental_db)",
+    "CAR_RENTAL_DATABASE": "Glue database, as the local catalog's (default car_rental_db)",
     "CAR_RENTAL_GLUE_CRAWLER_PREFIX": "crawler name prefix (default car-rental)",
     "CAR_RENTAL_GLUE_CRAWLER_ROLE_ARN": "crawler role (default: car-rental-glue-crawler-role)",
     "CAR_RENTAL_CRAWLER_TIMEOUT_SECONDS": "seconds a crawl may take (default 3600)",
@@ -80,15 +80,17 @@ SETTINGS: dict[str, str] = {
     "CAR_RENTAL_ATHENA_OUTPUT_LOCATION": "query results (default s3://<bucket>/athena_results/)",
     "CAR_RENTAL_ATHENA_TIMEOUT_SECONDS": "seconds a query may take (default 1800)",
 }
-"""Every setting of the aws deployment and what it means (the README lists the same)."""
+"""Every setting of the aws deployment and what it means (for the README and error messages)."""
 
 
 def aws_resources(settings: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The aws deployment's resources: ``lake landing spark catalog engine io_manager``.
 
-    ``settings`` replaces the environment (values are used as given, e.g. in tests); by default
-    each set ``CAR_RENTAL_*`` variable becomes a ``dg.EnvVar`` and an unset optional one the
-    resource's default, so definitions load with only ``CAR_RENTAL_BUCKET`` missing even.
+    ``settings`` replaces the environment (values are used as given, e.g. in tests). By
+    default each ``CAR_RENTAL_*`` variable that is set becomes a ``dg.EnvVar`` (only its presence
+    is looked at here; Dagster reads the value when a run starts) and an unset optional one
+    leaves the resource's default, so definitions load even with nothing set: a run without
+    ``CAR_RENTAL_BUCKET`` fails at start with Dagster's message naming the variable.
     """
     pick = _picker(settings)
     connection: dict[str, Any] = {
@@ -100,7 +102,7 @@ def aws_resources(settings: Mapping[str, str] | None = None) -> dict[str, Any]:
         if v is not None
     }
     bucket = pick("CAR_RENTAL_BUCKET", required=True)
-    database = _given({"database": pick("CAR_RENTAL_GLUE_DATABASE")})
+    database = _given({"database": pick("CAR_RENTAL_DATABASE")})
     lake = S3Lake(bucket=bucket, **connection)
     engine = AthenaQueryEngine(
         bucket=bucket,

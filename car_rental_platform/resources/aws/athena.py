@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 from pydantic import Field
@@ -47,7 +48,13 @@ DONE = "SUCCEEDED"
 FAILED_QUERIES = frozenset({"FAILED", "CANCELLED"})
 SQL_PREVIEW = 300
 
-INTEGER_TYPES = {"tinyint": "Int8", "smallint": "Int16", "integer": "Int32", "int": "Int32"}
+INTEGER_TYPES = {
+    "tinyint": "Int8",
+    "smallint": "Int16",
+    "integer": "Int32",
+    "int": "Int32",
+    "bigint": "Int64",
+}
 FLOAT_TYPES = {"double", "float", "real", "decimal"}
 """Decimals come back as float64, as DuckDB's do locally: the same SQL gives the same frame."""
 TEXT_TYPES = {"varchar", "char", "string"}
@@ -66,13 +73,13 @@ class AthenaQueryEngine(QueryEngine, AwsConnection):
         "(a workgroup that enforces its own location wins).",
     )
     poll_interval_seconds: float = Field(
-        default=0.5, description="First wait between two GetQueryExecution calls (s)."
+        default=0.5, description="First wait between two GetQueryExecution calls, seconds (>= 0)."
     )
     max_poll_interval_seconds: float = Field(
-        default=5.0, description="The wait doubles after each poll up to this (s)."
+        default=5.0, description="The wait doubles after each poll up to this many seconds (>= 0)."
     )
-    timeout_seconds: float = Field(
-        default=1800.0, description="Seconds a query may run before it is stopped."
+    timeout_seconds: int = Field(
+        default=1800, description="Seconds (> 0) a query may run before it is stopped."
     )
     api_max_rows: int = Field(
         default=RESULTS_PAGE,
@@ -139,10 +146,10 @@ class AthenaQueries:
     # --- queries ------------------------------------------------------------------------
 
     def query(self, sql: str) -> pd.DataFrame:
-        execution = self.execute(sql)
-        return self.results(execution)
+        execution = self.execute(sql=sql)
+        return self.results(execution=execution)
 
-    def execute(self, sql: str) -> dict[str, Any]:
+    def execute(self, *, sql: str) -> dict[str, Any]:
         """Start the query and wait for it; return its final QueryExecution."""
         settings = self.settings
         query_id = self.athena.start_query_execution(
@@ -152,12 +159,12 @@ class AthenaQueries:
             ResultConfiguration={"OutputLocation": settings.results_uri},
         )["QueryExecutionId"]
         try:
-            return self.wait(query_id, sql)
+            return self.wait(query_id=query_id, sql=sql)
         except INTERRUPTS:
             self._stop(query_id)
             raise
 
-    def wait(self, query_id: str, sql: str) -> dict[str, Any]:
+    def wait(self, *, query_id: str, sql: str) -> dict[str, Any]:
         settings = self.settings
         deadline = Deadline(settings.timeout_seconds)
         interval = settings.poll_interval_seconds
@@ -182,17 +189,18 @@ class AthenaQueries:
                     f"stopped it.\nSQL: {_preview(sql)}"
                 )
             time.sleep(interval)
-            interval = min(max(interval * 2, 0.0), settings.max_poll_interval_seconds)
+            interval = min(interval * 2, settings.max_poll_interval_seconds)
 
     def _stop(self, query_id: str) -> None:
         # It may have finished meanwhile; the caller raises the error that matters.
         with contextlib.suppress(ClientError):
             self.athena.stop_query_execution(QueryExecutionId=query_id)
 
-    def results(self, execution: Mapping[str, Any]) -> pd.DataFrame:
+    def results(self, *, execution: Mapping[str, Any]) -> pd.DataFrame:
         """The result as a frame typed from the result metadata (API pages or the CSV file)."""
         query_id = execution["QueryExecutionId"]
         settings = self.settings
+        # One row more than the limit: the first row of a SELECT's result repeats the header.
         first = self.athena.get_query_results(
             QueryExecutionId=query_id, MaxResults=min(RESULTS_PAGE, settings.api_max_rows + 1)
         )
@@ -209,8 +217,9 @@ class AthenaQueries:
         if has_header:
             rows = rows[1:]
         token = first.get("NextToken")
+        # A NextToken means at least one more row: read the file as soon as that is too many.
         use_s3 = settings.read_results_from_s3 or (
-            token is not None and len(rows) > settings.api_max_rows
+            token is not None and len(rows) >= settings.api_max_rows
         )
         while token and not use_s3:
             page = self.athena.get_query_results(
@@ -218,7 +227,7 @@ class AthenaQueries:
             )
             rows.extend(_values(row) for row in page["ResultSet"]["Rows"])
             token = page.get("NextToken")
-            use_s3 = len(rows) > settings.api_max_rows and token is not None
+            use_s3 = token is not None and len(rows) >= settings.api_max_rows
         if use_s3:
             location = execution.get("ResultConfiguration", {}).get("OutputLocation")
             if location:
@@ -284,7 +293,11 @@ def _preview(sql: str) -> str:
 
 
 def typed_frame(columns: Sequence[Column], rows: Sequence[Sequence[str | None]]) -> pd.DataFrame:
-    """Athena's text values typed by the result metadata (nullable integer and boolean types)."""
+    """Athena's text values typed by the result metadata, with the dtypes DuckDB gives locally.
+
+    Like DuckDB's ``.df()``: numpy integers and booleans, or pandas' nullable ones when a
+    column holds nulls; decimals as float64; dates and timestamps as ``datetime64[us]``.
+    """
     data = {}
     for index, column in enumerate(columns):
         values = [row[index] if index < len(row) else None for row in rows]
@@ -294,18 +307,24 @@ def typed_frame(columns: Sequence[Column], rows: Sequence[Sequence[str | None]])
 
 def _typed(athena_type: str, values: list[str | None]) -> Any:
     base = athena_type.split("(", 1)[0].strip()
+    has_nulls = any(value is None for value in values)
     if base in INTEGER_TYPES:
-        return pd.array([None if v is None else int(v) for v in values], dtype=INTEGER_TYPES[base])
-    if base == "bigint":
-        return pd.array([None if v is None else int(v) for v in values], dtype="Int64")
-    if base in FLOAT_TYPES:
-        return pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
-    if base == "boolean":
-        return pd.array(
-            [None if v is None else v.lower() == "true" for v in values], dtype="boolean"
+        numbers = [None if v is None else int(v) for v in values]
+        nullable = INTEGER_TYPES[base]
+        return (
+            pd.array(numbers, dtype=nullable) if has_nulls else np.array(numbers, nullable.lower())
         )
+    if base in FLOAT_TYPES:
+        return np.array([math.nan if v is None else float(v) for v in values], dtype="float64")
+    if base == "boolean":
+        flags = [None if v is None else v.lower() == "true" for v in values]
+        return pd.array(flags, dtype="boolean") if has_nulls else np.array(flags, dtype=bool)
     if base == "date":
-        return pd.to_datetime(pd.Series(values, dtype=object), format="%Y-%m-%d")
+        return pd.to_datetime(pd.Series(values, dtype=object), format="%Y-%m-%d").astype(
+            "datetime64[us]"
+        )
     if base == "timestamp":
-        return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
-    return pd.array(values, dtype=object)
+        return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601").astype(
+            "datetime64[us]"
+        )
+    return np.array(values, dtype=object)

@@ -56,7 +56,7 @@ class AwsConnection(dg.ConfigurableResource):
     )
     max_attempts: int = Field(
         default=DEFAULT_MAX_ATTEMPTS,
-        description="Calls per request, counting retries of throttling and 5xx errors.",
+        description="Attempts per AWS call (>= 1), retries of throttling and 5xx errors included.",
     )
 
     def aws_client(self, service: str) -> Any:

@@ -92,7 +92,7 @@ class EmrClusterTemplate(dg.Config):
     release_label: str = Field(default=DEFAULT_RELEASE_LABEL, description="EMR release.")
     master_instance_type: str = Field(default="m5.xlarge", description="Primary node type.")
     core_instance_type: str = Field(default="m5.xlarge", description="Core node type.")
-    core_instance_count: int = Field(default=2, description="Number of core nodes.")
+    core_instance_count: int = Field(default=2, description="Number of core nodes (>= 1).")
     core_market: str = Field(
         default="ON_DEMAND", description="ON_DEMAND or SPOT: how the core nodes are bought."
     )
@@ -106,7 +106,7 @@ class EmrClusterTemplate(dg.Config):
     )
     key_name: str | None = Field(default=None, description="EC2 key pair for SSH; none if unset.")
     step_concurrency: int = Field(
-        default=2, description="StepConcurrencyLevel: independent steps at once."
+        default=2, description="StepConcurrencyLevel, 1-256: independent steps run at once."
     )
     pyspark_python: str | None = Field(
         default=DEFAULT_PYSPARK_PYTHON,
@@ -171,31 +171,30 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
     spark_conf: dict[str, str] = Field(
         default_factory=dict, description="Extra spark-submit --conf settings."
     )
-    poll_interval_seconds: float = Field(
-        default=15.0, description="Seconds between two DescribeStep calls."
+    poll_interval_seconds: int = Field(
+        default=15, description="Seconds (>= 0) between two DescribeStep calls."
     )
-    step_timeout_seconds: float = Field(
-        default=6 * 3600.0,
-        description="Seconds a step may take from submission, cluster start-up included; then "
-        "it is cancelled and the job fails.",
+    step_timeout_seconds: int = Field(
+        default=6 * 3600,
+        description="Seconds (> 0) a step may take from submission, cluster start-up included; "
+        "then it is cancelled and the job fails. No fixed ceiling.",
     )
     pipes_poll_interval_seconds: float = Field(
-        default=10.0, description="Seconds between two reads of the Pipes messages."
+        default=10.0, description="Seconds (>= 0) between two reads of the Pipes messages."
     )
     failure_log_wait_seconds: float = Field(
         default=120.0,
-        description="After a failure, how long to wait for EMR to ship the step's stderr to S3.",
+        description="Seconds (>= 0) to wait, after a failure, for EMR to ship the step's stderr "
+        "to S3 (it does so every few minutes).",
     )
-    stderr_tail_lines: int = Field(default=40, description="stderr lines in the error.")
+    stderr_tail_lines: int = Field(
+        default=40, description="Lines of stderr (>= 1) quoted in the error."
+    )
 
     _transient_cluster_id: str | None = PrivateAttr(default=None)
 
     def get_client(self) -> EmrJobs:
         return EmrJobs(self, emr=self.aws_client("emr"), s3=self.aws_client("s3"))
-
-    @property
-    def uses_transient_cluster(self) -> bool:
-        return not (self.cluster_id or self.cluster_name)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._transient_cluster_id:
@@ -233,7 +232,7 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
                 script_uri=code[script], deps_uri=code[DEPS_ZIP_NAME], args=[*args, *pipes_args]
             )
             step_id = jobs.submit_step(
-                cluster_id=cluster_id, name=f"{script} ({context.run_id[:8]})", args=step_args
+                cluster_id=cluster_id, name=f"{script} run {context.run_id[:8]}", args=step_args
             )
             context.log.info(
                 f"EMR step {step_id} ({script}) submitted to cluster {cluster_id}: "
@@ -247,16 +246,22 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
                 self._end_transient_cluster(jobs, context.log)
                 raise
             except EmrTimeoutError:
+                context.log.warning(f"cancelling EMR step {step_id}: it took too long")
                 jobs.cancel_steps(cluster_id=cluster_id, step_ids=[step_id], log=context.log)
                 raise
-        metadata = jobs.step_metadata(step)
+        metadata = jobs.step_metadata(step=step)
         return [with_metadata(result, metadata) for result in session.get_results()]
 
     def _cluster_for(self, context: dg.AssetExecutionContext, jobs: EmrJobs) -> str:
         if self.cluster_id:
-            return jobs.check_active(self.cluster_id)
+            return jobs.check_active(cluster_id=self.cluster_id)
         if self.cluster_name:
-            return jobs.find_cluster(self.cluster_name, log=context.log)
+            return jobs.find_cluster(name=self.cluster_name, log=context.log)
+        if self._transient_cluster_id and not jobs.is_active(cluster_id=self._transient_cluster_id):
+            context.log.warning(
+                f"transient EMR cluster {self._transient_cluster_id} has ended: starting another"
+            )
+            self._transient_cluster_id = None
         if self._transient_cluster_id is None:
             self._transient_cluster_id = jobs.create_transient_cluster(
                 run_id=context.run_id, log=context.log
@@ -324,7 +329,10 @@ class EmrJobs:
 
     # --- clusters -----------------------------------------------------------------------
 
-    def check_active(self, cluster_id: str) -> str:
+    def is_active(self, *, cluster_id: str) -> bool:
+        return self._describe_cluster(cluster_id)["Status"]["State"] not in CLUSTER_ENDED_STATES
+
+    def check_active(self, *, cluster_id: str) -> str:
         cluster = self._describe_cluster(cluster_id)
         state = cluster["Status"]["State"]
         if state in CLUSTER_ENDED_STATES:
@@ -334,7 +342,7 @@ class EmrJobs:
             )
         return cluster_id
 
-    def find_cluster(self, name: str, *, log: Log) -> str:
+    def find_cluster(self, *, name: str, log: Log) -> str:
         found = active_clusters(self.emr, name)
         if not found:
             raise EmrClusterError(
@@ -450,7 +458,7 @@ class EmrJobs:
             if deadline.expired:
                 raise EmrTimeoutError(
                     description=f"EMR step {step_id} ({step.get('Name', '')}) on cluster "
-                    f"{cluster_id} still {state} after {deadline.describe()}; cancelling it",
+                    f"{cluster_id} still {state} after {deadline.describe()}",
                     metadata={
                         "emr_cluster_id": cluster_id,
                         "emr_step_id": step_id,
@@ -490,7 +498,12 @@ class EmrJobs:
         ] or [_reason(status)]
         if cluster is not None:
             reasons.append(f"cluster {cluster['Status']['State']}: {_reason(cluster['Status'])}")
-        log_uri, tail = self.stderr_tail(cluster_id, step_id, failure.get("LogFile"))
+        if status.get("Timeline", {}).get("StartDateTime"):
+            log_uri, tail = self.stderr_tail(
+                cluster_id=cluster_id, step_id=step_id, log_file=failure.get("LogFile")
+            )
+        else:
+            log_uri, tail = None, "(the step never started: it has no logs)"
         message = (
             f"EMR step {step_id} ({step.get('Name', '')}) on cluster {cluster_id} ended "
             f"{status['State']} after {deadline.elapsed:.1f}s. " + " | ".join(reasons)
@@ -508,7 +521,9 @@ class EmrJobs:
             },
         )
 
-    def stderr_location(self, cluster_id: str, step_id: str, log_file: str | None) -> str | None:
+    def stderr_location(
+        self, *, cluster_id: str, step_id: str, log_file: str | None = None
+    ) -> str | None:
         """``<LogUri>/<cluster>/steps/<step>/stderr.gz`` (or the LogFile EMR pointed at)."""
         if log_file and log_file.startswith(("s3://", "s3n://")):
             return log_file
@@ -523,10 +538,10 @@ class EmrJobs:
         return f"s3://{bucket}/{key}"
 
     def stderr_tail(
-        self, cluster_id: str, step_id: str, log_file: str | None = None
+        self, *, cluster_id: str, step_id: str, log_file: str | None = None
     ) -> tuple[str | None, str]:
         """(URI, last lines) of the step's stderr, waiting a while for EMR to ship it."""
-        uri = self.stderr_location(cluster_id, step_id, log_file)
+        uri = self.stderr_location(cluster_id=cluster_id, step_id=step_id, log_file=log_file)
         if uri is None:
             return None, "(the cluster has no log URI: no step logs in S3)"
         bucket, key = parse_s3_uri(uri)
@@ -545,13 +560,13 @@ class EmrJobs:
         lines = text.decode("utf-8", errors="replace").rstrip().splitlines()
         return uri, "\n".join(lines[-self.settings.stderr_tail_lines :])
 
-    def step_metadata(self, step: StepRun) -> dict[str, Any]:
+    def step_metadata(self, *, step: StepRun) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             "emr_cluster_id": step.cluster_id,
             "emr_step_id": step.step_id,
             "emr_cluster_url": dg.MetadataValue.url(console_url(self.region, step.cluster_id)),
         }
-        logs = self.stderr_location(step.cluster_id, step.step_id, None)
+        logs = self.stderr_location(cluster_id=step.cluster_id, step_id=step.step_id)
         if logs:
             bucket, key = parse_s3_uri(logs.rsplit("/", 1)[0] + "/")
             metadata["emr_step_logs_url"] = dg.MetadataValue.url(

@@ -68,31 +68,33 @@ class GlueCrawlerCatalog(Catalog, AwsConnection):
         description="Create the database and crawler when missing and update a crawler whose "
         "settings drifted; off: only start existing crawlers.",
     )
-    poll_interval_seconds: float = Field(
-        default=15.0, description="Seconds between two GetCrawler calls."
+    poll_interval_seconds: int = Field(
+        default=15, description="Seconds (>= 0) between two GetCrawler calls."
     )
-    timeout_seconds: float = Field(
-        default=3600.0,
-        description="Seconds to wait for a crawl (and for one already running before it).",
+    timeout_seconds: int = Field(
+        default=3600,
+        description="Seconds (> 0) to wait for a crawl, and for one already running before it.",
     )
 
     def get_client(self) -> GlueCrawlers:
         return GlueCrawlers(self, glue=self.aws_client("glue"))
 
-    def crawler_name(self, zone: Zone | str) -> str:
+    def crawler_name(self, *, zone: Zone | str) -> str:
         return crawler_name(Zone(zone).value, self.crawler_prefix)
 
     def crawl(self, *, zone: Zone, lake: LakeStorage, log: dg.DagsterLogManager) -> CrawlResult:
         crawlers = self.get_client()
         folder = lake.prefix(zone)
         target = f"{lake.root_uri.rstrip('/')}/{folder}/"
-        name = self.crawler_name(zone)
+        name = self.crawler_name(zone=zone)
         if self.manage_crawlers:
             crawlers.ensure_database()
-            crawlers.ensure_crawler(name, bucket=bucket_of(lake.root_uri), folder=folder, log=log)
-        before = crawlers.tables_under(target)
-        run = crawlers.start_and_wait(name, log=log)
-        after = crawlers.tables_under(target)
+            crawlers.ensure_crawler(
+                name=name, bucket=bucket_of(lake.root_uri), folder=folder, log=log
+            )
+        before = crawlers.tables_under(target=target)
+        run = crawlers.start_and_wait(name=name, log=log)
+        after = crawlers.tables_under(target=target)
         result = compare_tables(before, after)
         log.info(
             f"crawler {name} ({target}) finished in {run:.0f}s: created {result.created}, "
@@ -133,7 +135,7 @@ class GlueCrawlers:
     def region(self) -> str:
         return self.glue.meta.region_name
 
-    def console_url(self, name: str) -> str:
+    def console_url(self, *, name: str) -> str:
         return (
             f"https://{self.region}.console.aws.amazon.com/glue/home?region={self.region}"
             f"#/v2/data-catalog/crawlers/view/{name}"
@@ -164,7 +166,7 @@ class GlueCrawlers:
             if error_code(error) != "AlreadyExistsException":
                 raise
 
-    def ensure_crawler(self, name: str, *, bucket: str, folder: str, log: Log) -> None:
+    def ensure_crawler(self, *, name: str, bucket: str, folder: str, log: Log) -> None:
         """Create the crawler, or update it when its managed settings differ."""
         desired = crawler_settings(
             bucket, folder, role=self.role(), database=self.settings.database
@@ -180,7 +182,8 @@ class GlueCrawlers:
         if not differences:
             return
         if current.get("State") != "READY":
-            self.wait_until_ready(name, Deadline(self.settings.timeout_seconds), log=log)
+            deadline = Deadline(self.settings.timeout_seconds)
+            self.wait_until_ready(name=name, deadline=deadline, log=log)
         self.glue.update_crawler(Name=name, **desired)
         log.info(f"updated Glue crawler {name}: {', '.join(differences)}")
 
@@ -192,7 +195,7 @@ class GlueCrawlers:
                 return None
             raise
 
-    def start_and_wait(self, name: str, *, log: Log) -> float:
+    def start_and_wait(self, *, name: str, log: Log) -> float:
         """Start a crawl and wait for it; a crawl already running is waited for first.
 
         Returns the seconds waited. The crawl is recognised by its LastCrawl MessagePrefix,
@@ -209,21 +212,21 @@ class GlueCrawlers:
                 if error_code(error) != CRAWLER_RUNNING:
                     raise
             log.info(f"Glue crawler {name} is already running: waiting for that crawl first")
-            self.wait_until_ready(name, deadline, log=log)
-        log.info(f"started Glue crawler {name}: {self.console_url(name)}")
-        crawler = self.wait_until_ready(name, deadline, log=log, after_crawl=previous)
+            self.wait_until_ready(name=name, deadline=deadline, log=log)
+        log.info(f"started Glue crawler {name}: {self.console_url(name=name)}")
+        crawler = self.wait_until_ready(name=name, deadline=deadline, log=log, after_crawl=previous)
         last = crawler.get("LastCrawl") or {}
         if last.get("Status") in FAILED_CRAWLS:
             raise CrawlerError(
                 f"Glue crawler {name} crawl {last['Status']} after {deadline.elapsed:.1f}s: "
                 f"{last.get('ErrorMessage') or 'no error message'}. Logs: CloudWatch log group "
                 f"{last.get('LogGroup', '?')}, stream {last.get('LogStream', '?')} "
-                f"(messages {last.get('MessagePrefix', '?')}). {self.console_url(name)}"
+                f"(messages {last.get('MessagePrefix', '?')}). {self.console_url(name=name)}"
             )
         return deadline.elapsed
 
     def wait_until_ready(
-        self, name: str, deadline: Deadline, *, log: Log, after_crawl: str | None = None
+        self, *, name: str, deadline: Deadline, log: Log, after_crawl: str | None = None
     ) -> dict[str, Any]:
         """Poll until READY (and, with ``after_crawl``, a newer crawl than that one ended)."""
         last_state = None
@@ -241,7 +244,7 @@ class GlueCrawlers:
                 self._stop(name, log)
                 raise CrawlerTimeoutError(
                     f"Glue crawler {name} still {state} after {deadline.describe()}; "
-                    f"stopped it. {self.console_url(name)}"
+                    f"stopped it. {self.console_url(name=name)}"
                 )
             time.sleep(self.settings.poll_interval_seconds)
 
@@ -260,7 +263,7 @@ class GlueCrawlers:
         except ClientError as error:
             log.warning(f"could not stop Glue crawler {name}: {error}")
 
-    def tables_under(self, target: str) -> dict[str, TableShape]:
+    def tables_under(self, *, target: str) -> dict[str, TableShape]:
         """Tables of the database whose location is under ``target`` (one zone's tables)."""
         pages = self.glue.get_paginator("get_tables").paginate(DatabaseName=self.settings.database)
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -101,11 +102,14 @@ def parquet_objects(s3: S3Client, location: str) -> list[dict[str, Any]]:
     ]
 
 
-def partition_values(
+def partition_folders(
     keys: Sequence[str], folder: str, partition_keys: Sequence[str]
-) -> set[tuple[str, ...]]:
-    """Values of the ``k1=v1/k2=v2/`` folders (in partition-key order) that hold files."""
-    found = set()
+) -> dict[tuple[str, ...], str]:
+    """Partition values -> folder (``k1=v1/k2=v2/``, in partition-key order) of folders with files.
+
+    Values are unescaped as Hive escapes them in folder names (``%20`` -> space).
+    """
+    found = {}
     for key in keys:
         parts = key[len(folder) :].split("/")[: len(partition_keys)]
         pairs = [part.partition("=") for part in parts]
@@ -113,7 +117,8 @@ def partition_values(
             sep and name == expected
             for (name, sep, _), expected in zip(pairs, partition_keys, strict=True)
         ):
-            found.add(tuple(value for _, _, value in pairs))
+            values = tuple(unquote(value) for _, _, value in pairs)
+            found[values] = "".join(f"{part}/" for part in parts)
     return found
 
 
@@ -188,7 +193,7 @@ def register_parquet_table(
             raise
         glue.update_table(DatabaseName=database, TableInput=definition)
     if partition_types:
-        present = partition_values([o["Key"] for o in objects], folder, list(partition_types))
+        present = partition_folders([o["Key"] for o in objects], folder, list(partition_types))
         _sync_partitions(glue, database, definition, folder_uri, present)
     return definition
 
@@ -211,22 +216,18 @@ def _sync_partitions(
     database: str,
     definition: Mapping[str, Any],
     folder_uri: str,
-    present: set[tuple[str, ...]],
+    present: Mapping[tuple[str, ...], str],
 ) -> None:
     table = definition["Name"]
-    names = [key["Name"] for key in definition["PartitionKeys"]]
     pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
     registered = {tuple(p["Values"]) for page in pages for p in page["Partitions"]}
     columns = definition["StorageDescriptor"]["Columns"]
-    missing = sorted(present - registered)
+    missing = sorted(set(present) - registered)
     for start in range(0, len(missing), CREATE_PARTITION_BATCH):
         inputs = [
             {
                 "Values": list(values),
-                "StorageDescriptor": storage_descriptor(
-                    columns,
-                    folder_uri + "".join(f"{n}={v}/" for n, v in zip(names, values, strict=True)),
-                ),
+                "StorageDescriptor": storage_descriptor(columns, folder_uri + present[values]),
             }
             for values in missing[start : start + CREATE_PARTITION_BATCH]
         ]
@@ -234,7 +235,7 @@ def _sync_partitions(
             DatabaseName=database, TableName=table, PartitionInputList=inputs
         )
         _raise_partition_errors(response, table, "create", ignore={"AlreadyExistsException"})
-    stale = sorted(registered - present)
+    stale = sorted(registered - set(present))
     for start in range(0, len(stale), DELETE_PARTITION_BATCH):
         response = glue.batch_delete_partition(
             DatabaseName=database,

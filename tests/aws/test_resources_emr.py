@@ -1,0 +1,579 @@
+"""EmrSparkRunner against the moto server, with moto's EMR steps driven by the test.
+
+moto accepts steps but never runs them (they stay RUNNING or PENDING), has no CancelSteps, and
+reports no FailureDetails. ``ThreadedMotoServer`` runs in this process, so ``FakeEmr`` plays
+EMR's part inside moto's own models (never in the runner, which has no test-only code path):
+
+* it wraps ``ElasticMapReduceBackend.describe_step`` so that a step's first DescribeStep finds it
+  RUNNING and the second finds what the test scripted: COMPLETED after the "job" reported its
+  results, FAILED with FailureDetails and a stderr.gz in the cluster's log URI, still RUNNING
+  forever, or still RUNNING while the Dagster run is terminated (``_thread.interrupt_main``
+  delivers SIGINT to the run's thread exactly as ``dagster`` run termination does);
+* the "job" reports through Pipes the way ``spark_jobs.reporting`` does, by writing the message
+  chunk ``1.json`` (opened, materializations, closed) to the S3 location named by the
+  ``--dagster-pipes-messages`` argument of the step: the test decodes the step's own arguments;
+* it adds the missing CancelSteps action to moto's EMR responses (cancelled steps become
+  CANCELLED) and adds ``FailureDetails`` to moto's step status;
+* on CancelSteps it also plays the job's side of ``SEND_INTERRUPT``: the job's Pipes context
+  closes with ``KeyboardInterrupt``. (Were no "closed" message sent, as when a step is killed
+  outright, the runner would behave the same, after Dagster's S3 message reader has waited its
+  fixed 10 s for late messages.)
+
+Assets are materialized for real with ``dg.materialize``: about 2 s a run, mostly Dagster's
+Pipes reader polling S3 once a second.
+"""
+
+import _thread
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster_pipes import (
+    PIPES_PROTOCOL_VERSION,
+    PIPES_PROTOCOL_VERSION_FIELD,
+    decode_param,
+)
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult
+from moto.emr import models as emr_models
+from moto.emr.responses import ElasticMapReduceResponse
+from moto.s3.models import s3_backends
+
+from car_rental_platform.resources.aws import (
+    EmrBootstrapAction,
+    EmrClusterError,
+    EmrClusterTemplate,
+    EmrSparkRunner,
+    EmrStepError,
+    EmrTimeoutError,
+    S3Lake,
+)
+from car_rental_platform.resources.spark import SPARK_JOBS_DIR
+from infra_scripts.code_bundle import build_bundle
+from infra_scripts.emr_cluster import run_job_flow_request
+from tests.aws.support import AwsEnv
+
+TERMINATED = ("TERMINATING", "TERMINATED")
+
+# dg.open_pipes_session itself calls a preview API of Dagster's; nothing to act on here.
+pytestmark = pytest.mark.filterwarnings("ignore::dagster.PreviewWarning")
+
+
+def _put(bucket: str, key: str, body: bytes) -> None:
+    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, key, body)
+
+
+def _message(method: str, params: dict[str, Any] | None) -> str:
+    return json.dumps(
+        {PIPES_PROTOCOL_VERSION_FIELD: PIPES_PROTOCOL_VERSION, "method": method, "params": params}
+    )
+
+
+def _exception(message: str, name: str = "AnalysisException") -> dict[str, Any]:
+    return {"name": name, "message": message, "cause": None, "context": None, "stack": []}
+
+
+@dataclass
+class StepCall:
+    """What a submitted step was asked to do, decoded from its arguments."""
+
+    cluster_id: str
+    step_id: str
+    args: list[str]
+
+    def option(self, name: str) -> str:
+        return self.args[self.args.index(name) + 1]
+
+    @property
+    def pipes_context(self) -> dict[str, Any]:
+        return decode_param(self.option("--dagster-pipes-context"))["data"]
+
+    @property
+    def pipes_messages(self) -> dict[str, Any]:
+        return decode_param(self.option("--dagster-pipes-messages"))
+
+
+Outcome = Callable[[Any, Any, StepCall], None]
+
+
+def _write_messages(call: StepCall, *messages: str) -> None:
+    """The job's single Pipes chunk, where PipesS3MessageWriter would put it."""
+    where = call.pipes_messages
+    chunk = "\n".join([_message("opened", {"extras": {}}), *messages])
+    _put(where["bucket"], f"{where['key_prefix']}/1.json", chunk.encode())
+
+
+@dataclass
+class FakeEmr:
+    """EMR's step executor, played inside moto (see the module docstring)."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    steps: list[StepCall] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    _seen: dict[str, int] = field(default_factory=dict)
+    _plan: dict[str, Outcome] = field(default_factory=dict)
+
+    def advance(self, cluster: Any, step: Any) -> None:
+        if step.state not in ("PENDING", "RUNNING") or step.id in self.cancelled:
+            return
+        seen = self._seen[step.id] = self._seen.get(step.id, 0) + 1
+        if seen == 1:
+            self.steps.append(StepCall(cluster.id, step.id, list(step.args)))
+            self._plan[step.id] = self.outcomes.pop(0)
+            step.state = "RUNNING"
+            step.start()
+        elif seen == 2:
+            self._plan[step.id](cluster, step, self.steps[-1])
+
+    def job_interrupted(self, step_id: str) -> None:
+        """SEND_INTERRUPT reached the job: its Pipes context closes with KeyboardInterrupt."""
+        call = next(call for call in self.steps if call.step_id == step_id)
+        _write_messages(
+            call, _message("closed", {"exception": _exception("", "KeyboardInterrupt")})
+        )
+
+    # --- outcomes ---------------------------------------------------------------------
+
+    @staticmethod
+    def succeed(*reports: tuple[str, dict[str, Any]]) -> Outcome:
+        """The job reports ``(asset_key, metadata)`` materializations, then exits 0."""
+
+        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
+            materializations = [
+                _message(
+                    "report_asset_materialization",
+                    {"asset_key": key, "metadata": metadata, "data_version": None},
+                )
+                for key, metadata in reports
+            ]
+            _write_messages(call, *materializations, _message("closed", {}))
+            step.state = "COMPLETED"
+            step.end_date_time = emr_models.utcnow()
+
+        return outcome
+
+    @staticmethod
+    def fail(reason: str, stderr: str) -> Outcome:
+        """The job raises: Pipes closes with the exception; EMR records why and ships stderr."""
+
+        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
+            _write_messages(call, _message("closed", {"exception": _exception(reason)}))
+            bucket, _, prefix = cluster.log_uri.removeprefix("s3://").partition("/")
+            key = f"{prefix.rstrip('/')}/{cluster.id}/steps/{step.id}/stderr.gz"
+            _put(bucket, key, gzip.compress(stderr.encode()))
+            step.state = "FAILED"
+            step.failure_details = {
+                "Reason": reason,
+                "Message": "Spark job failed",
+                "LogFile": f"s3://{bucket}/{key}",
+            }
+            step.end_date_time = emr_models.utcnow()
+
+        return outcome
+
+    @staticmethod
+    def complete() -> Outcome:
+        """Exit 0 without reporting (for tests of the wait alone)."""
+
+        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
+            step.state = "COMPLETED"
+            step.end_date_time = emr_models.utcnow()
+
+        return outcome
+
+    @staticmethod
+    def hang() -> Outcome:
+        return lambda cluster, step, call: None
+
+    @staticmethod
+    def terminate_dagster_run() -> Outcome:
+        """SIGINT to the run's main thread, as ``dagster`` run termination sends it."""
+        return lambda cluster, step, call: _thread.interrupt_main()
+
+    @staticmethod
+    def cluster_dies(reason: str) -> Outcome:
+        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
+            step.state = "PENDING"
+            cluster.state = "TERMINATED_WITH_ERRORS"
+            cluster.last_state_change_reason = reason
+
+        return outcome
+
+
+@pytest.fixture
+def fake_emr(monkeypatch: pytest.MonkeyPatch) -> FakeEmr:
+    fake = FakeEmr()
+    describe_step = emr_models.ElasticMapReduceBackend.describe_step
+
+    def driven_describe_step(backend: Any, cluster_id: str, step_id: str) -> Any:
+        step = describe_step(backend, cluster_id, step_id)
+        if step is not None:
+            fake.advance(backend.clusters[cluster_id], step)
+        return step
+
+    def cancel_steps(response: ElasticMapReduceResponse) -> ActionResult:
+        cluster = response.backend.clusters[response._get_param("ClusterId")]
+        infos = []
+        for step in cluster.steps:
+            if step.id in response._get_param("StepIds", []):
+                fake.cancelled.append(step.id)
+                step.state = "CANCELLED"
+                infos.append({"StepId": step.id, "Status": "SUBMITTED"})
+                fake.job_interrupted(step.id)
+        return ActionResult({"CancelStepsInfoList": infos})
+
+    status = emr_models.Step.status.fget
+
+    def status_with_failure_details(step: Any) -> dict[str, Any]:
+        return {**status(step), "FailureDetails": getattr(step, "failure_details", None)}
+
+    monkeypatch.setattr(emr_models.ElasticMapReduceBackend, "describe_step", driven_describe_step)
+    monkeypatch.setattr(ElasticMapReduceResponse, "cancel_steps", cancel_steps, raising=False)
+    monkeypatch.setattr(emr_models.Step, "status", property(status_with_failure_details))
+    return fake
+
+
+@pytest.fixture
+def bucket(aws_env: AwsEnv) -> str:
+    aws_env.client("s3").create_bucket(Bucket=aws_env.bucket)
+    return aws_env.bucket
+
+
+def _runner(aws_env: AwsEnv, **settings: Any) -> EmrSparkRunner:
+    return EmrSparkRunner(
+        bucket=aws_env.bucket,
+        region=aws_env.region,
+        endpoint_url=aws_env.endpoint_url,
+        poll_interval_seconds=0,
+        pipes_poll_interval_seconds=0,
+        failure_log_wait_seconds=0,
+        **settings,
+    )
+
+
+def _long_running_cluster(aws_env: AwsEnv, name: str = "car-rental-spark") -> str:
+    request = run_job_flow_request(name=name, bucket=aws_env.bucket)
+    return aws_env.client("emr").run_job_flow(**request)["JobFlowId"]
+
+
+def _cluster(aws_env: AwsEnv, cluster_id: str) -> dict[str, Any]:
+    return aws_env.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]
+
+
+@dg.asset(key=["kpi", "daily_metrics"])
+def daily_metrics(
+    context: dg.AssetExecutionContext, spark: EmrSparkRunner, lake: S3Lake
+) -> Iterator[dg.MaterializeResult]:
+    yield from spark.run_job(
+        context=context,
+        script="kpi_job.py",
+        args=[*lake.spark_args(), "--tables", "daily_metrics"],
+    )
+
+
+@dg.asset(key=["kpi", "brand_metrics"], deps=[daily_metrics])
+def brand_metrics(
+    context: dg.AssetExecutionContext, spark: EmrSparkRunner, lake: S3Lake
+) -> Iterator[dg.MaterializeResult]:
+    yield from spark.run_job(
+        context=context,
+        script="kpi_job.py",
+        args=[*lake.spark_args(), "--tables", "brand_metrics"],
+    )
+
+
+def _materialize(
+    aws_env: AwsEnv, runner: EmrSparkRunner, *assets: dg.AssetsDefinition
+) -> dg.ExecuteInProcessResult:
+    lake = S3Lake(bucket=aws_env.bucket, region=aws_env.region, endpoint_url=aws_env.endpoint_url)
+    return dg.materialize(
+        list(assets or [daily_metrics]),
+        resources={"spark": runner, "lake": lake},
+        raise_on_error=False,
+    )
+
+
+ROWS = {"row_count": {"raw_value": 31, "type": "int"}}
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    (failure,) = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert error is not None
+    return error.to_string()
+
+
+def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr, tmp_path: Path
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    fake_emr.outcomes.append(FakeEmr.succeed(("kpi/daily_metrics", ROWS)))
+
+    result = _materialize(aws_env, _runner(aws_env, cluster_id=cluster_id))
+
+    assert result.success
+    (call,) = fake_emr.steps
+    digest = build_bundle(tmp_path).digest
+    code = f"s3://{bucket}/scripts/{digest}"
+    assert call.cluster_id == cluster_id
+    assert call.args[:-4] == [
+        "spark-submit",
+        "--deploy-mode",
+        "client",
+        "--py-files",
+        f"{code}/deps.zip",
+        f"{code}/kpi_job.py",
+        "--lake-root",
+        f"s3://{bucket}",
+        "--raw-zone",
+        "raw",
+        "--processed-zone",
+        "processed",
+        "--kpi-zone",
+        "kpi",
+        "--tables",
+        "daily_metrics",
+    ]
+    assert call.args[-4::2] == ["--dagster-pipes-context", "--dagster-pipes-messages"]
+    assert call.pipes_context["asset_keys"] == ["kpi/daily_metrics"]
+    assert call.pipes_context["run_id"] == result.run_id
+    assert call.pipes_messages["bucket"] == bucket
+    assert call.pipes_messages["key_prefix"].startswith(f"dagster_pipes/{result.run_id}/")
+    step = aws_env.client("emr").describe_step(ClusterId=cluster_id, StepId=call.step_id)["Step"]
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    assert step["ActionOnFailure"] == "CONTINUE"
+
+    uploaded = aws_env.client("s3").list_objects_v2(Bucket=bucket, Prefix="scripts/")["Contents"]
+    scripts = sorted(p.name for p in SPARK_JOBS_DIR.glob("*.py") if p.name != "__init__.py")
+    assert "kpi_job.py" in scripts
+    assert sorted(item["Key"] for item in uploaded) == sorted(
+        f"scripts/{digest}/{name}" for name in ["deps.zip", *scripts]
+    )
+
+    (materialization,) = result.asset_materializations_for_node("kpi__daily_metrics")
+    metadata = materialization.metadata
+    assert metadata["row_count"] == dg.IntMetadataValue(31)
+    assert metadata["emr_cluster_id"] == dg.TextMetadataValue(cluster_id)
+    assert metadata["emr_step_id"] == dg.TextMetadataValue(call.step_id)
+    assert metadata["emr_cluster_url"] == dg.MetadataValue.url(
+        f"https://us-east-1.console.aws.amazon.com/emr/home?region=us-east-1"
+        f"#/clusterDetails/{cluster_id}"
+    )
+    assert metadata["emr_step_logs_url"] == dg.MetadataValue.url(
+        f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region=us-east-1"
+        f"&prefix=logs/emr/{cluster_id}/steps/{call.step_id}/"
+    )
+    for moment in ("submitted", "started", "ended"):
+        assert isinstance(metadata[f"emr_step_{moment}_at"], dg.TimestampMetadataValue)
+    assert metadata["emr_step_seconds"].value >= 0
+    assert _cluster(aws_env, cluster_id)["Status"]["State"] not in TERMINATED
+
+
+def test_unchanged_code_is_not_uploaded_again(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr, tmp_path: Path
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    runner = _runner(aws_env, cluster_id=cluster_id)
+    fake_emr.outcomes.append(FakeEmr.succeed(("kpi/daily_metrics", ROWS)))
+    assert _materialize(aws_env, runner).success
+    key = f"scripts/{build_bundle(tmp_path).digest}/kpi_job.py"
+    aws_env.client("s3").put_object(Bucket=bucket, Key=key, Body=b"# marker")
+
+    fake_emr.outcomes.append(FakeEmr.succeed(("kpi/daily_metrics", ROWS)))
+    assert _materialize(aws_env, runner).success
+
+    body = aws_env.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == b"# marker"
+
+
+def test_cluster_found_by_name_among_active_clusters(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    old = _long_running_cluster(aws_env, "analytics")
+    aws_env.client("emr").terminate_job_flows(JobFlowIds=[old])
+    active = _long_running_cluster(aws_env, "analytics")
+    _long_running_cluster(aws_env, "other")
+    fake_emr.outcomes.append(FakeEmr.succeed(("kpi/daily_metrics", ROWS)))
+
+    assert _materialize(aws_env, _runner(aws_env, cluster_name="analytics")).success
+    assert [call.cluster_id for call in fake_emr.steps] == [active]
+
+
+def test_unknown_or_terminated_clusters_fail_clearly(aws_env: AwsEnv, bucket: str) -> None:
+    jobs = _runner(aws_env, cluster_name="nope").get_client()
+    with pytest.raises(EmrClusterError, match="no active EMR cluster named 'nope'"):
+        jobs.find_cluster(name="nope", log=dg.get_dagster_logger())
+    cluster_id = _long_running_cluster(aws_env)
+    aws_env.client("emr").terminate_job_flows(JobFlowIds=[cluster_id])
+    with pytest.raises(EmrClusterError, match=f"EMR cluster {cluster_id} is TERMINATED"):
+        jobs.check_active(cluster_id=cluster_id)
+
+
+def test_transient_cluster_from_the_template_serves_the_run_then_ends(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    template = EmrClusterTemplate(
+        core_market="SPOT",
+        spot_bid_price="0.12",
+        core_instance_count=3,
+        step_concurrency=4,
+        bootstrap_actions=[
+            EmrBootstrapAction(name="python", path=f"s3://{bucket}/bootstrap/py.sh", args=["3.11"])
+        ],
+    )
+    fake_emr.outcomes += [
+        FakeEmr.succeed(("kpi/daily_metrics", ROWS)),
+        FakeEmr.succeed(("kpi/brand_metrics", ROWS)),
+    ]
+
+    result = _materialize(
+        aws_env, _runner(aws_env, cluster_template=template), daily_metrics, brand_metrics
+    )
+
+    assert result.success
+    assert len({call.cluster_id for call in fake_emr.steps}) == 1
+    cluster_id = fake_emr.steps[0].cluster_id
+    cluster = _cluster(aws_env, cluster_id)
+    assert cluster["Name"] == f"car-rental-transient-{result.run_id[:8]}"
+    assert cluster["Status"]["State"] in TERMINATED
+    assert cluster["ReleaseLabel"] == "emr-7.5.0"
+    assert cluster["LogUri"] == f"s3://{bucket}/logs/emr/"
+    assert cluster["StepConcurrencyLevel"] == 4
+    assert cluster["ServiceRole"] == "car-rental-emr-service-role"
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "car-rental-emr-ec2-profile"
+    assert [app["Name"] for app in cluster["Applications"]] == ["Spark"]
+    assert {"Key": "dagster-run-id", "Value": result.run_id} in cluster["Tags"]
+    assert {"Key": "project", "Value": "car-rental"} in cluster["Tags"]
+    emr = aws_env.client("emr")
+    listed = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
+    groups = {group["InstanceGroupType"]: group for group in listed}
+    assert groups["CORE"]["Market"] == "SPOT"
+    assert groups["CORE"]["BidPrice"] == "0.12"
+    assert groups["CORE"]["RequestedInstanceCount"] == 3
+    assert groups["MASTER"]["Market"] == "ON_DEMAND"
+    (action,) = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
+    assert (action["Name"], action["ScriptPath"], action["Args"]) == (
+        "python",
+        f"s3://{bucket}/bootstrap/py.sh",
+        ["3.11"],
+    )
+
+
+def test_failed_step_raises_with_reason_and_stderr_tail_and_ends_the_cluster(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    stderr = "\n".join(f"line {n}" for n in range(100)) + "\nAnalysisException: no rentals"
+    fake_emr.outcomes.append(FakeEmr.fail("Path does not exist: processed/rentals", stderr))
+
+    result = _materialize(aws_env, _runner(aws_env, stderr_tail_lines=3))
+
+    assert not result.success
+    message = _failure_message(result)
+    (call,) = fake_emr.steps
+    assert f"EMR step {call.step_id} (kpi_job.py" in message
+    assert f"on cluster {call.cluster_id} ended FAILED after" in message
+    assert "Reason: Path does not exist: processed/rentals" in message
+    stderr_uri = f"s3://{bucket}/logs/emr/{call.cluster_id}/steps/{call.step_id}/stderr.gz"
+    assert f"Last lines of {stderr_uri}:\nline 98\nline 99\nAnalysisException: no rentals" in (
+        message
+    )
+    assert "line 97" not in message
+    assert _cluster(aws_env, call.cluster_id)["Status"]["State"] in TERMINATED
+
+
+def test_terminated_run_cancels_its_step_and_ends_the_transient_cluster(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    fake_emr.outcomes.append(FakeEmr.terminate_dagster_run())
+
+    result = _materialize(aws_env, _runner(aws_env))
+
+    assert not result.success
+    (call,) = fake_emr.steps
+    assert fake_emr.cancelled == [call.step_id]
+    emr = aws_env.client("emr")
+    step = emr.describe_step(ClusterId=call.cluster_id, StepId=call.step_id)["Step"]
+    assert step["Status"]["State"] == "CANCELLED"
+    assert _cluster(aws_env, call.cluster_id)["Status"]["State"] in TERMINATED
+
+
+def test_existing_cluster_survives_a_terminated_run(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    fake_emr.outcomes.append(FakeEmr.terminate_dagster_run())
+
+    assert not _materialize(aws_env, _runner(aws_env, cluster_id=cluster_id)).success
+
+    assert fake_emr.cancelled == [fake_emr.steps[0].step_id]
+    assert _cluster(aws_env, cluster_id)["Status"]["State"] not in TERMINATED
+
+
+def test_step_wait_times_out_with_the_waited_time(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    jobs = _runner(aws_env, cluster_id=cluster_id, step_timeout_seconds=1).get_client()
+    step_id = jobs.submit_step(cluster_id=cluster_id, name="kpi_job.py", args=["spark-submit"])
+    fake_emr.outcomes.append(FakeEmr.hang())
+
+    with pytest.raises(EmrTimeoutError) as raised:
+        jobs.wait_for_step(cluster_id=cluster_id, step_id=step_id, log=dg.get_dagster_logger())
+
+    message = str(raised.value)
+    assert f"EMR step {step_id} (kpi_job.py) on cluster {cluster_id} still RUNNING after" in message
+    assert "s (timeout 1s)" in message
+    assert raised.value.metadata["waited_seconds"].value >= 1
+
+
+def test_cluster_terminated_with_errors_fails_the_step_with_its_reason(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    jobs = _runner(aws_env, cluster_id=cluster_id).get_client()
+    step_id = jobs.submit_step(cluster_id=cluster_id, name="kpi_job.py", args=["spark-submit"])
+    fake_emr.outcomes.append(FakeEmr.cluster_dies("The master node was terminated by user."))
+
+    with pytest.raises(EmrStepError) as raised:
+        jobs.wait_for_step(cluster_id=cluster_id, step_id=step_id, log=dg.get_dagster_logger())
+
+    message = str(raised.value)
+    assert f"EMR step {step_id} (kpi_job.py) on cluster {cluster_id} ended PENDING" in message
+    assert "cluster TERMINATED_WITH_ERRORS: The master node was terminated by user." in message
+    assert "(stderr not in S3 after waiting 0s)" in message
+
+
+class Throttled(ServiceException):
+    code = "ThrottlingException"
+
+
+@pytest.mark.filterwarnings("ignore:Exception\\(Throttled\\):UserWarning")
+def test_throttling_is_retried(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto never throttles: DescribeStep is made to answer ThrottlingException once."""
+    cluster_id = _long_running_cluster(aws_env)
+    jobs = _runner(aws_env, cluster_id=cluster_id).get_client()
+    step_id = jobs.submit_step(cluster_id=cluster_id, name="kpi_job.py", args=["spark-submit"])
+    fake_emr.outcomes.append(FakeEmr.complete())
+    describe_step = emr_models.ElasticMapReduceBackend.describe_step
+    calls: list[str] = []
+
+    def throttled(backend: Any, cluster: str, step: str) -> Any:
+        calls.append(step)
+        if len(calls) == 1:
+            raise Throttled("Rate exceeded")
+        return describe_step(backend, cluster, step)
+
+    monkeypatch.setattr(emr_models.ElasticMapReduceBackend, "describe_step", throttled)
+
+    run = jobs.wait_for_step(cluster_id=cluster_id, step_id=step_id, log=dg.get_dagster_logger())
+
+    assert run.state == "COMPLETED"
+    assert len(calls) >= 3
