@@ -107,7 +107,11 @@ def _raw_schema(names: list[str] | tuple[str, ...]) -> T.StructType:
 
 
 def parse_value(column: ContractColumn, text: Column) -> Column:
-    """The typed value of a trimmed string, or null when it does not parse to the contract type."""
+    """The typed value of a trimmed string, or null when it does not parse to the contract type.
+
+    ``text`` must be the column's trimmed value (``trimmed(column.name)``); the casts are SQL
+    ``try_cast`` so the job also runs on Spark 3.5 (EMR 7), where ``Column.try_cast`` is missing.
+    """
     kind = column.type
     if kind == "string":
         return text
@@ -117,14 +121,18 @@ def parse_value(column: ContractColumn, text: Column) -> Column:
         return F.try_to_timestamp(text, F.lit(column.format))
     if column.name in FLAG_COLUMNS:
         return F.when(text.isin("0", "1"), text.cast("int"))
-    value = text.try_cast(kind)
+    value = F.expr(f"try_cast({_trimmed_sql(column.name)} AS {kind})")
     if kind == "double":
         return F.when(~F.isnan(value) & ~value.isin(float("inf"), float("-inf")), value)
     return value
 
 
+def _trimmed_sql(name: str) -> str:
+    return f"nullif(trim(`{name}`), '')"
+
+
 def _trimmed(name: str) -> Column:
-    return F.nullif(F.trim(F.col(name)), F.lit(""))
+    return F.expr(_trimmed_sql(name))
 
 
 def _failures(checks: list[tuple[Column, str]]) -> Column:
