@@ -84,6 +84,7 @@ def test_materialized_kpi_makes_its_catalog_entry_eagerly_requested() -> None:
         result = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=baseline.cursor
         )
+
         def requested(key: str) -> int:
             return result.get_num_requested(dg.AssetKey.from_user_string(key))
 

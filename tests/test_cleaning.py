@@ -525,9 +525,7 @@ def test_rejected_user_record_keeps_surrounding_spaces(cleaned: dict[str, Result
 
 def test_rejected_record_keeps_every_column_even_when_empty(cleaned: dict[str, Result]) -> None:
     records = [
-        json.loads(row["record"])
-        for row in cleaned["users"].rejected
-        if row["reason"] == MISSING
+        json.loads(row["record"]) for row in cleaned["users"].rejected if row["reason"] == MISSING
     ]
     assert records
     for record in records:

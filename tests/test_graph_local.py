@@ -207,7 +207,7 @@ def test_cli_subset_runs_only_the_needed_spark_work_and_is_idempotent(
     for output in outputs:
         assert "--tables daily_metrics" in output
         assert "transform_job.py" not in output
-        assert "STEP_SUCCESS - Finished execution of step \"catalog_kpi\"" in output
+        assert 'STEP_SUCCESS - Finished execution of step "catalog_kpi"' in output
         assert "analyses__" not in output  # `+` is one level downstream: the catalog entry
     after = graph.query(f"SELECT * FROM {DB}.daily_metrics ORDER BY rental_date")
     pd.testing.assert_frame_equal(before, after)
