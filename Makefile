@@ -25,9 +25,10 @@ install: $(STAMP)
 run: install  ## Materialize every asset on the local lake, then print a summary.
 	$(PY) -m car_rental_platform.main
 
-test: install  ## Lint, then the whole test suite.
+test: install  ## Lint, validate the code location, then the whole test suite.
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	DAGSTER_HOME= $(VENV)/bin/dagster definitions validate -m car_rental_platform.definitions
 	$(PY) -m pytest
 
 ui: install  ## The Dagster UI on http://127.0.0.1:3000 (with the automation daemon).

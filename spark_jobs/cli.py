@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+from pyspark.sql import SparkSession
 
 from spark_jobs.contract import Zone, table_path
+from spark_jobs.reporting import Reporter, open_reporter
+from spark_jobs.session import build_spark
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -28,3 +33,19 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
 
 def lake_path(args: argparse.Namespace, zone_arg: str, table: str) -> str:
     return table_path(args.lake_root, getattr(args, zone_arg), table)
+
+
+def run_job(
+    app_name: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[SparkSession, argparse.Namespace, Reporter], None],
+    argv: list[str] | None = None,
+) -> None:
+    """A job's ``main()``: parse arguments, open the session and the reporter, always stop."""
+    args = parse(parser, argv)
+    spark = build_spark(app_name)
+    try:
+        with open_reporter() as reporter:
+            run(spark, args, reporter)
+    finally:
+        spark.stop()

@@ -16,8 +16,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from spark_jobs import cli, quality
 from spark_jobs.contract import KPI_BY_NAME, LOCATIONS, RENTALS, USERS, VEHICLES, Zone
 from spark_jobs.kpis import KPI_FUNCTIONS, KpiInputs
-from spark_jobs.reporting import Reporter, open_reporter
-from spark_jobs.session import build_spark
+from spark_jobs.reporting import Reporter
 
 WRITE_THREADS = 4
 PREVIEW_ROWS = 10
@@ -88,13 +87,7 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
 def main(argv: list[str] | None = None) -> None:
     parser = cli.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--tables", help="Comma-separated KPI table names (default: all seven).")
-    args = cli.parse(parser, argv)
-    spark = build_spark("car-rental-kpis")
-    try:
-        with open_reporter() as reporter:
-            run(spark, args, reporter)
-    finally:
-        spark.stop()
+    cli.run_job("car-rental-kpis", parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -42,22 +42,23 @@ def duplicate_keys(df: DataFrame, key: tuple[str, ...] | list[str]) -> CheckOutc
 def unknown_references(
     rentals: DataFrame, vehicles: DataFrame, users: DataFrame, locations: DataFrame
 ) -> CheckOutcome:
-    """Rentals pointing at a user, vehicle or location id absent from its table (a warning)."""
+    """Rentals pointing at a user, vehicle or location id absent from its table (a warning).
 
-    def unknown(column: str, other: DataFrame, other_key: str) -> int:
-        known = other.select(F.col(other_key).alias(column)).distinct()
-        return rentals.join(known, column, "left_anti").count()
-
-    counts = {
-        "rentals_with_unknown_user": unknown("user_id", users, "user_id"),
-        "rentals_with_unknown_vehicle": unknown("vehicle_id", vehicles, "vehicle_id"),
-        "rentals_with_unknown_pickup_location": unknown(
-            "pickup_location", locations, "location_id"
-        ),
-        "rentals_with_unknown_dropoff_location": unknown(
-            "dropoff_location", locations, "location_id"
-        ),
+    One pass: each reference is left-joined to its table's ids with a marker column, and a
+    single aggregate counts the rentals whose marker stayed null.
+    """
+    references = {
+        "rentals_with_unknown_user": ("user_id", users, "user_id"),
+        "rentals_with_unknown_vehicle": ("vehicle_id", vehicles, "vehicle_id"),
+        "rentals_with_unknown_pickup_location": ("pickup_location", locations, "location_id"),
+        "rentals_with_unknown_dropoff_location": ("dropoff_location", locations, "location_id"),
     }
+    joined = rentals.select(*dict.fromkeys(column for column, _, _ in references.values()))
+    for name, (column, table, key) in references.items():
+        known = table.select(F.col(key).alias(column), F.lit(True).alias(name)).distinct()
+        joined = joined.join(known, column, "left")
+    row = joined.agg(*[F.count_if(F.col(name).isNull()).alias(name) for name in references]).first()
+    counts = {name: int(row[name]) for name in references}
     return CheckOutcome(passed=not any(counts.values()), metadata=counts, severity="WARN")
 
 

@@ -26,8 +26,7 @@ from spark_jobs.contract import (
     Check,
     Zone,
 )
-from spark_jobs.reporting import Reporter, open_reporter
-from spark_jobs.session import build_spark
+from spark_jobs.reporting import Reporter
 
 
 def clean_all(spark: SparkSession, args: argparse.Namespace) -> list[Cleaned]:
@@ -94,13 +93,7 @@ def report_checks(spark: SparkSession, args: argparse.Namespace, reporter: Repor
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = cli.parse(cli.base_parser(__doc__.splitlines()[0]), argv)
-    spark = build_spark("car-rental-transform")
-    try:
-        with open_reporter() as reporter:
-            run(spark, args, reporter)
-    finally:
-        spark.stop()
+    cli.run_job("car-rental-transform", cli.base_parser(__doc__.splitlines()[0]), run, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Two modes, chosen by settings:
   run (success, failure or termination) and at once when the run is terminated. It carries an
   idle auto-termination policy as a safety net should the Dagster process itself be killed.
   Resources live per process: with the in-process executor a run uses one cluster; with the
-  multiprocess executor each step process creates (and terminates) its own.
+  multiprocess executor each step process creates (and terminates) its own. Its nodes first run
+  the bootstrap action ``infra_scripts/emr_bootstrap.sh`` (uploaded content-addressed before the
+  cluster is requested) to install the Python PySpark is pointed at, which EMR 7 lacks.
 
 Each job uploads the content-addressed code bundle (unchanged code is not uploaded again),
 submits one ``command-runner.jar`` step running ``spark-submit --deploy-mode client``, passes the
@@ -50,7 +52,13 @@ from car_rental_platform.resources.aws.errors import (
     EmrTimeoutError,
 )
 from car_rental_platform.resources.spark import PipesResult, SparkRunner
-from infra_scripts.code_bundle import DEPS_ZIP_NAME, build_bundle, upload_bundle
+from infra_scripts.code_bundle import (
+    DEPS_ZIP_NAME,
+    bootstrap_uri,
+    build_bundle,
+    upload_bootstrap,
+    upload_bundle,
+)
 from infra_scripts.common import PROJECT
 from infra_scripts.emr_cluster import (
     DEFAULT_PYSPARK_PYTHON,
@@ -111,6 +119,11 @@ class EmrClusterTemplate(dg.Config):
     pyspark_python: str | None = Field(
         default=DEFAULT_PYSPARK_PYTHON,
         description="Interpreter of PySpark (3.10+ for dagster-pipes); unset: EMR's default.",
+    )
+    python_bootstrap: bool = Field(
+        default=True,
+        description="Install pyspark_python (/usr/bin/python3.X, absent from EMR 7) on every "
+        "node with infra_scripts/emr_bootstrap.sh, before the bootstrap_actions below.",
     )
     bootstrap_actions: list[EmrBootstrapAction] = Field(
         default_factory=list, description="Bootstrap actions run on every node."
@@ -368,6 +381,8 @@ class EmrJobs:
             key_name=template.key_name,
             pyspark_python=template.pyspark_python,
             idle_timeout_minutes=template.idle_timeout_minutes,
+            install_python=template.python_bootstrap,
+            scripts_prefix=self.settings.scripts_prefix,
         )
         market = template.core_market.upper()
         if market not in ("ON_DEMAND", "SPOT"):
@@ -380,17 +395,25 @@ class EmrJobs:
                         group["BidPrice"] = template.spot_bid_price
         if template.bootstrap_actions:
             request["BootstrapActions"] = [
-                {
-                    "Name": action.name,
-                    "ScriptBootstrapAction": {"Path": action.path, "Args": list(action.args)},
-                }
-                for action in template.bootstrap_actions
+                *request.get("BootstrapActions", []),
+                *(
+                    {
+                        "Name": action.name,
+                        "ScriptBootstrapAction": {"Path": action.path, "Args": list(action.args)},
+                    }
+                    for action in template.bootstrap_actions
+                ),
             ]
         request["Tags"] = [*request["Tags"], {"Key": RUN_ID_TAG, "Value": run_id}]
         return request
 
     def create_transient_cluster(self, *, run_id: str, log: Log) -> str:
         request = self.transient_cluster_request(run_id=run_id)
+        settings = self.settings
+        ours = bootstrap_uri(settings.bucket, settings.scripts_prefix)
+        paths = [a["ScriptBootstrapAction"]["Path"] for a in request.get("BootstrapActions", [])]
+        if ours in paths:
+            upload_bootstrap(self.s3, settings.bucket, prefix=settings.scripts_prefix)
         cluster_id = self.emr.run_job_flow(**request)["JobFlowId"]
         log.info(
             f"created transient EMR cluster {cluster_id} ({request['Name']}) for run {run_id}: "
