@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from car_rental_platform.resources.duckdb_catalog import duckdb_connection
+from car_rental_platform.resources.query import quote_identifier
 from car_rental_platform.sample_data import generate
 from car_rental_platform.settings import DEFAULT_SOURCE_DIR, LocalSettings
 from spark_jobs.contract import DATABASE, KPI_TABLES, REJECTED_ROWS_TABLE, SOURCE_TABLES
@@ -63,6 +64,7 @@ def materialize(env: dict[str, str], log_path: Path) -> int:
 def summary(settings: LocalSettings) -> str:
     """Rows per table, rejected rows by reason, total revenue: read from the catalog."""
     lines = [f"Lake: {settings.lake_root}", f"Catalog: {settings.catalog_path} ({DATABASE})"]
+    db = quote_identifier(settings.database)
     with duckdb_connection(
         settings.catalog_path, write=False, lock_timeout_seconds=60
     ) as connection:
@@ -74,15 +76,15 @@ def summary(settings: LocalSettings) -> str:
         names += [t.name for t in KPI_TABLES]
         lines.append("Rows per table:")
         for name in names:
-            rows = scalar(f'SELECT count(*) FROM {settings.database}."{name}"')
+            rows = scalar(f"SELECT count(*) FROM {db}.{quote_identifier(name)}")
             lines.append(f"  {name:<22} {rows:>10,}")
         lines.append("Rejected rows by reason:")
         for table, reason, count in connection.execute(
-            f"SELECT source_table, reason, count(*) FROM {settings.database}.{REJECTED_ROWS_TABLE}"
+            f"SELECT source_table, reason, count(*) FROM {db}.{REJECTED_ROWS_TABLE}"
             " GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             lines.append(f"  {table:<10} {reason:<26} {count:>6,}")
-        revenue = scalar(f"SELECT sum(total_amount) FROM {settings.database}.rentals")
+        revenue = scalar(f"SELECT sum(total_amount) FROM {db}.rentals")
         lines.append(f"Total revenue: {revenue:,.2f}")
     return "\n".join(lines)
 

@@ -11,6 +11,10 @@ Keys are ``scripts/<digest>/<name>`` where the digest is a sha256 of every file'
 the same code always gives the same keys (so a second upload uploads nothing), and a step that
 is running keeps reading its own version while a new one is uploaded beside it. The zip is built
 deterministically (sorted entries, fixed timestamps and permissions).
+
+The EMR bootstrap action ``emr_bootstrap.sh`` (it installs the Python PySpark runs on) is
+content-addressed on its own, ``scripts/bootstrap/<digest>/emr_bootstrap.sh``: a cluster's
+bootstrap path then changes only when that script does, not with every change of the jobs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ DEPS_ZIP_NAME = "deps.zip"
 DIGEST_LENGTH = 12
 _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can store: no build-time leaks in
 _ZIP_FILE_MODE = 0o644 << 16
+BOOTSTRAP_SCRIPT = Path(__file__).with_name("emr_bootstrap.sh")
+"""The EMR bootstrap action installing PySpark's Python on every node (see emr_cluster.py)."""
+BOOTSTRAP_FOLDER = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -145,3 +152,26 @@ def upload_bundle(
     for name, key in missing_keys(s3_client, bucket, bundle, prefix=prefix).items():
         s3_client.upload_file(str(bundle.files[name]), bucket, key)
     return {name: f"s3://{bucket}/{key}" for name, key in bundle_keys(bundle, prefix).items()}
+
+
+# --- the EMR bootstrap action ---------------------------------------------------------------
+
+
+def bootstrap_key(prefix: str = Zone.SCRIPTS.value, script: Path = BOOTSTRAP_SCRIPT) -> str:
+    """``<prefix>/bootstrap/<digest>/emr_bootstrap.sh``, the digest being of the script's bytes."""
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:DIGEST_LENGTH]
+    return f"{prefix.strip('/')}/{BOOTSTRAP_FOLDER}/{digest}/{script.name}"
+
+
+def bootstrap_uri(bucket: str, prefix: str = Zone.SCRIPTS.value) -> str:
+    return f"s3://{bucket}/{bootstrap_key(prefix)}"
+
+
+def upload_bootstrap(
+    s3_client: BaseClient, bucket: str, *, prefix: str = Zone.SCRIPTS.value
+) -> str:
+    """Upload the bootstrap script unless that very version is in S3; return its ``s3://`` URI."""
+    key = bootstrap_key(prefix)
+    if not s3_object_exists(s3_client, bucket, key):
+        s3_client.upload_file(str(BOOTSTRAP_SCRIPT), bucket, key)
+    return f"s3://{bucket}/{key}"

@@ -23,6 +23,7 @@ from typing import Any, TextIO, TypeVar
 from urllib.parse import unquote
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -302,7 +303,7 @@ def cli_main(
     plan = Plan(dry_run=args.dry_run)
     try:
         run(args, AwsContext.from_args(args), plan)
-    except (ClientError, BotoCoreError, SetupError) as error:
+    except (ClientError, BotoCoreError, S3UploadFailedError, SetupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(plan.summary())

@@ -8,16 +8,24 @@
 The roles come from ``iam.py``; because the service role uses ``AmazonEMRServicePolicy_v2``, the
 cluster carries the ``for-use-with-amazon-emr-managed-policies=true`` tag and must be launched in
 a subnet (and VPC) carrying it too.
+
+PySpark runs on ``--pyspark-python`` (``/usr/bin/python3.11``), which EMR 7's Amazon Linux 2023
+does not install: every node runs the bootstrap action ``emr_bootstrap.sh`` that installs it
+(uploaded by ``create`` when missing, like ``upload_code`` does; ``--no-python-bootstrap`` for an
+image that has it already).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from infra_scripts import upload_code
+from infra_scripts.code_bundle import bootstrap_uri
 from infra_scripts.common import (
     PROJECT,
     PROJECT_TAGS,
@@ -37,6 +45,8 @@ DEFAULT_RELEASE_LABEL = "emr-7.5.0"
 ACTIVE_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
 DEFAULT_PYSPARK_PYTHON = "/usr/bin/python3.11"
 """EMR 7's default ``python3`` is 3.9; dagster-pipes and ``contract.py`` (StrEnum) need 3.10+."""
+SYSTEM_PYTHON = re.compile(r"/usr/bin/python(?P<version>3\.\d+)")
+"""An interpreter the bootstrap action can install: Amazon Linux's ``python3.X`` package."""
 
 
 def cluster_tags() -> list[dict[str, str]]:
@@ -55,6 +65,24 @@ def console_url(region: str, cluster_id: str) -> str:
     )
 
 
+def python_bootstrap_action(
+    bucket: str, pyspark_python: str | None, scripts_prefix: str = Zone.SCRIPTS.value
+) -> dict[str, Any] | None:
+    """The bootstrap action installing ``pyspark_python`` on every node, if it is a system one.
+
+    None when PySpark keeps EMR's own interpreter, or is pointed at one the package manager
+    cannot provide (e.g. a custom image's): there is nothing the script could install.
+    """
+    match = SYSTEM_PYTHON.fullmatch(pyspark_python or "")
+    if match is None:
+        return None
+    version = match["version"]
+    return {
+        "Name": f"install-python{version}",
+        "ScriptBootstrapAction": {"Path": bootstrap_uri(bucket, scripts_prefix), "Args": [version]},
+    }
+
+
 def run_job_flow_request(
     *,
     name: str,
@@ -68,8 +96,15 @@ def run_job_flow_request(
     key_name: str | None = None,
     pyspark_python: str | None = DEFAULT_PYSPARK_PYTHON,
     idle_timeout_minutes: int = 0,
+    install_python: bool = True,
+    scripts_prefix: str = Zone.SCRIPTS.value,
 ) -> dict[str, Any]:
-    """``run_job_flow`` arguments of the long-running cluster (pure, so tests can read them)."""
+    """``run_job_flow`` arguments of the long-running cluster (pure, so tests can read them).
+
+    With ``install_python`` (the default) every node first runs ``emr_bootstrap.sh`` from
+    ``s3://<bucket>/<scripts_prefix>/bootstrap/<digest>/`` to install ``pyspark_python``; the
+    script must be uploaded before the cluster starts (``upload_code``, or ``create``).
+    """
     instances: dict[str, Any] = {
         "InstanceGroups": [
             {
@@ -116,6 +151,9 @@ def run_job_flow_request(
                 "Configurations": [{"Classification": "export", "Properties": python_env}],
             }
         ]
+    bootstrap = python_bootstrap_action(bucket, pyspark_python, scripts_prefix)
+    if install_python and bootstrap is not None:
+        request["BootstrapActions"] = [bootstrap]
     if idle_timeout_minutes > 0:
         request["AutoTerminationPolicy"] = {"IdleTimeout": idle_timeout_minutes * 60}
     return request
@@ -210,6 +248,12 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
         help="interpreter of PySpark steps; empty for EMR's default (default: %(default)s)",
     )
     parser.add_argument(
+        "--no-python-bootstrap",
+        dest="install_python",
+        action="store_false",
+        help="do not install --pyspark-python with the bootstrap action (the image has it)",
+    )
+    parser.add_argument(
         "--idle-timeout-minutes",
         type=int,
         default=0,
@@ -234,6 +278,8 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         key_name=args.key_name,
         pyspark_python=args.pyspark_python or None,
         idle_timeout_minutes=args.idle_timeout_minutes,
+        install_python=args.install_python,
+        scripts_prefix=args.scripts_prefix,
     )
 
 
@@ -248,7 +294,12 @@ def run_create(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
             f"subnet {args.subnet_id} lacks the tag for-use-with-amazon-emr-managed-policies=true"
             " that AmazonEMRServicePolicy_v2 requires: the cluster will fail to start"
         )
-    cluster_id = create_cluster(ctx.client("emr"), plan, request_from_args(args))
+    request = request_from_args(args)
+    if request.get("BootstrapActions"):
+        upload_code.ensure_bootstrap_script(
+            ctx.client("s3"), plan, bucket=args.bucket, prefix=args.scripts_prefix
+        )
+    cluster_id = create_cluster(ctx.client("emr"), plan, request)
     if cluster_id:
         print(f"cluster {cluster_id}: {console_url(ctx.region, cluster_id)}")
 
@@ -266,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(create)
     add_name_argument(create)
     add_create_arguments(create)
+    upload_code.add_arguments(create)
     create.set_defaults(run=run_create)
     terminate = commands.add_parser("terminate", help="terminate by --cluster-id or --name")
     add_common_arguments(terminate, bucket_required=False)

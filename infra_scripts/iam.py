@@ -27,6 +27,7 @@ from infra_scripts.common import (
     PROJECT_TAGS,
     AwsContext,
     Plan,
+    SetupError,
     add_catalog_arguments,
     add_common_arguments,
     add_kms_argument,
@@ -70,6 +71,8 @@ INSTANCE_READ_PREFIXES = (Zone.SCRIPTS.value, Zone.RAW.value)
 INSTANCE_WRITE_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.LOGS.value, PIPES_PREFIX)
 CRAWLED_READ_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.ANALYSES.value)
 RUNNER_PREFIXES = (*(zone.value for zone in Zone), PIPES_PREFIX)
+DEFAULT_LANDING_PREFIX = "landing"
+"""Where the marketplace drops its CSV exports (S3Landing's default, CAR_RENTAL_LANDING_PREFIX)."""
 
 # Object-level actions of a writer: Spark commits by put + delete and uploads big files in parts.
 _OBJECT_WRITE_ACTIONS = [
@@ -292,14 +295,29 @@ def dagster_runner_policy(
     database: str = DATABASE,
     crawler_prefix: str = PROJECT,
     workgroup: str = PROJECT,
+    landing_prefix: str = DEFAULT_LANDING_PREFIX,
     partition: str = "aws",
     kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """What the Dagster deployment may do: lake I/O, EMR steps, crawlers, catalog and Athena."""
+    """What the Dagster deployment may do: lake I/O, EMR steps, crawlers, catalog and Athena.
+
+    Every action is one that the AWS resources call (``car_rental_platform/resources/aws``) or
+    that Athena performs with the caller's permissions; tests/aws/test_iam_runner_operations.py
+    holds the list of calls and checks it against this document and the resources' source.
+    """
+    landing = landing_prefix.strip("/")
+    if not landing:
+        raise SetupError(
+            "the landing prefix must not be empty: the runner's read access to the exports is "
+            "scoped to it (land them under a prefix such as landing/)"
+        )
     emr_cluster = f"arn:{partition}:elasticmapreduce:{region}:{account}:cluster/*"
     tag_key = f"elasticmapreduce:ResourceTag/{PROJECT_TAG_KEY}"
     request_tag_key = f"elasticmapreduce:RequestTag/{PROJECT_TAG_KEY}"
     catalog = glue_catalog_arns(region, account, database, partition)
+    glue_base = f"arn:{partition}:glue:{region}:{account}"
+    database_arn = f"{glue_base}:database/{database}"
+    crawlers = f"{glue_base}:crawler/{crawler_prefix}-*"
     return policy(
         # Assets land raw files, read outputs, upload code, read EMR logs and Athena results.
         allow(
@@ -312,6 +330,14 @@ def dagster_runner_policy(
             ["s3:ListBucket"],
             [bucket_arn(bucket, partition)],
             list_prefix_condition(RUNNER_PREFIXES),
+        ),
+        # The landing sensor lists the exports and the raw assets download them; read only.
+        allow("ReadLandedExports", ["s3:GetObject"], prefix_arns(bucket, [landing], partition)),
+        allow(
+            "ListLandedExports",
+            ["s3:ListBucket"],
+            [bucket_arn(bucket, partition)],
+            list_prefix_condition([landing]),
         ),
         # Athena checks the region of the result bucket before writing query results.
         allow("LocateLakeBucket", ["s3:GetBucketLocation"], [bucket_arn(bucket, partition)]),
@@ -331,7 +357,6 @@ def dagster_runner_policy(
                 "elasticmapreduce:AddJobFlowSteps",
                 "elasticmapreduce:DescribeCluster",
                 "elasticmapreduce:DescribeStep",
-                "elasticmapreduce:ListSteps",
                 "elasticmapreduce:CancelSteps",
                 "elasticmapreduce:TerminateJobFlows",
             ],
@@ -352,7 +377,8 @@ def dagster_runner_policy(
             [role_arn(GLUE_CRAWLER_ROLE, account, partition)],
             {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}},
         ),
-        # The catalog assets refresh the project's crawlers and wait for them.
+        # The catalog assets create (when missing), update, start, stop and wait for the
+        # project's crawlers.
         allow(
             "RunProjectCrawlers",
             [
@@ -362,22 +388,38 @@ def dagster_runner_policy(
                 "glue:CreateCrawler",
                 "glue:UpdateCrawler",
             ],
-            [f"arn:{partition}:glue:{region}:{account}:crawler/{crawler_prefix}-*"],
+            [crawlers],
         ),
-        # Athena reads table definitions with the caller's permissions.
+        # The catalog and the IO manager create the database when it is missing.
+        allow(
+            "CreateProjectDatabase", ["glue:CreateDatabase"], [f"{glue_base}:catalog", database_arn]
+        ),
+        # Crawlers and the database are created with the project tag: Glue authorizes tags given
+        # on create as TagResource on the new resource.
+        allow(
+            "TagProjectDatabaseAndCrawlers",
+            ["glue:TagResource"],
+            [database_arn, crawlers],
+        ),
+        # Athena reads table definitions with the caller's permissions; the catalog assets list
+        # the zone's tables around a crawl.
         allow("ReadProjectCatalog", _GLUE_READ_ACTIONS, catalog),
-        # The Athena IO manager registers tables and partitions it writes.
+        # The Athena IO manager registers the tables it writes and keeps their partitions in step
+        # with the folders present (stale ones deleted); drop_table deletes a table.
         allow(
             "WriteProjectTables",
             [
                 "glue:CreateTable",
                 "glue:UpdateTable",
-                "glue:CreatePartition",
+                "glue:DeleteTable",
                 "glue:BatchCreatePartition",
-                "glue:UpdatePartition",
+                "glue:BatchDeletePartition",
             ],
             catalog,
         ),
+        # Without a configured crawler role ARN, the catalog builds it from the account id.
+        # (AWS requires no permission for GetCallerIdentity; granted so the policy lists it.)
+        allow("IdentifyAccount", ["sts:GetCallerIdentity"], ["*"]),
         # Queries run in the project's workgroup, whose result location is enforced.
         allow(
             "QueryProjectWorkgroup",
@@ -425,6 +467,7 @@ def desired_state(
     database: str = DATABASE,
     crawler_prefix: str = PROJECT,
     workgroup: str = PROJECT,
+    landing_prefix: str = DEFAULT_LANDING_PREFIX,
     kms_key_arn: str | None = None,
     runner_principal_arn: str | None = None,
 ) -> tuple[list[ManagedPolicySpec], list[RoleSpec]]:
@@ -439,6 +482,7 @@ def desired_state(
             database=database,
             crawler_prefix=crawler_prefix,
             workgroup=workgroup,
+            landing_prefix=landing_prefix,
             partition=partition,
             kms_key_arn=kms_key_arn,
         ),
@@ -702,6 +746,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"also create role {DAGSTER_RUNNER_ROLE} with the runner policy, "
         "assumable by this principal (the Dagster deployment's role or user ARN)",
     )
+    parser.add_argument(
+        "--landing-prefix",
+        default=DEFAULT_LANDING_PREFIX,
+        help="key prefix the CSV exports land under, which the runner may read "
+        "(CAR_RENTAL_LANDING_PREFIX; default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
@@ -714,6 +764,7 @@ def run(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
         database=args.database,
         crawler_prefix=args.crawler_prefix,
         workgroup=args.workgroup,
+        landing_prefix=args.landing_prefix,
         kms_key_arn=resolve_kms_key_arn(ctx, args.kms_key_id),
         runner_principal_arn=args.runner_principal_arn,
     )

@@ -2,7 +2,9 @@
 
     python -m infra_scripts.upload_code --region eu-west-1 --bucket my-lake [--dry-run]
 
-Uploads are content-addressed (see ``code_bundle``): unchanged code uploads nothing.
+Also uploads the EMR bootstrap action ``emr_bootstrap.sh`` (it installs the Python PySpark runs
+on) to ``s3://BUCKET/scripts/bootstrap/<digest>/``. Uploads are content-addressed (see
+``code_bundle``): unchanged code uploads nothing.
 """
 
 from __future__ import annotations
@@ -11,13 +13,22 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from infra_scripts.code_bundle import build_bundle, bundle_keys, missing_keys
+from botocore.client import BaseClient
+
+from infra_scripts.code_bundle import (
+    BOOTSTRAP_SCRIPT,
+    bootstrap_key,
+    build_bundle,
+    bundle_keys,
+    missing_keys,
+)
 from infra_scripts.common import (
     AwsContext,
     Plan,
     add_common_arguments,
     cli_main,
     new_parser,
+    s3_object_exists,
 )
 from spark_jobs.contract import Zone
 
@@ -48,6 +59,24 @@ def run(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
                 uri,
                 lambda path=path, key=key: s3.upload_file(path, args.bucket, key),
             )
+    ensure_bootstrap_script(s3, plan, bucket=args.bucket, prefix=args.scripts_prefix)
+
+
+def ensure_bootstrap_script(s3: BaseClient, plan: Plan, *, bucket: str, prefix: str) -> str:
+    """Upload the EMR bootstrap action unless that version is in S3; return its URI."""
+    key = bootstrap_key(prefix)
+    uri = f"s3://{bucket}/{key}"
+    if s3_object_exists(s3, bucket, key):
+        plan.ok("s3 code object", uri)
+    else:
+        plan.change(
+            "upload",
+            "s3 code object",
+            uri,
+            lambda: s3.upload_file(str(BOOTSTRAP_SCRIPT), bucket, key),
+            detail="EMR bootstrap action",
+        )
+    return uri
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -237,3 +237,14 @@ def test_missing_column_fails_the_raw_asset_naming_file_and_column(tmp_path: Pat
     assert "missing column(s) ['total_amount']" in message
     assert "unexpected column(s) ['amount']" in message
     assert not (tmp_path / "lake" / "raw" / "rental_transactions").exists()
+
+
+def test_run_command_summary_reports_rows_rejections_and_revenue(graph: MaterializedGraph) -> None:
+    from car_rental_platform.main import summary
+
+    text = summary(graph.settings)
+    kept = graph.query(f"SELECT count(*) AS n, sum(total_amount) AS r FROM {DB}.rentals")
+    assert f"  {'rentals':<22} {kept.n[0]:>10,}" in text
+    assert f"Total revenue: {kept.r[0]:,.2f}" in text
+    for (table, reason), count in graph.sample.planted.items():
+        assert f"  {table:<10} {reason:<26} {count:>6,}" in text

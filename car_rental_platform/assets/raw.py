@@ -50,7 +50,7 @@ def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeSto
     """Validate and copy each selected CSV from the landing area into the raw zone."""
     for key in sorted(context.selected_asset_keys):
         table = TABLES_BY_KEY[key]
-        source = f"{landing.location}/{table.file_name}"
+        source = f"{landing.location.rstrip('/')}/{table.file_name}"
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 local = landing.fetch(table.file_name, Path(tmp, table.file_name))

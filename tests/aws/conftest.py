@@ -14,6 +14,15 @@ Reuse them in any test that talks to AWS through boto3:
     ``endpoint_url``, ``region`` (us-east-1), ``bucket`` (a unique name, not created),
     ``client(service)`` and ``cli_args()`` (``--region --bucket --endpoint-url`` for a script).
 
+``fake_emr``, ``crawls`` (function scope)
+    Play what moto does not: EMR steps (``support.FakeEmr``: a step ends as the test scripted,
+    after its "job" reported through Pipes) and Glue crawls (``support.ScriptedCrawls``: a crawl
+    ends as scripted, after writing the catalog tables it would have found).
+
+``aws_calls`` (function scope)
+    Records every AWS API call the platform's resources make (``support.AwsCalls``), through
+    botocore's ``before-parameter-build`` event on the clients they get from ``aws_client``.
+
 moto only knows the AWS managed policies it is told to load; loading all ~1,500 of them costs
 about two seconds per reset, so the server gets only those that ``infra_scripts.iam`` attaches.
 
@@ -33,11 +42,20 @@ import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from car_rental_platform.resources.aws import clients
 from infra_scripts.iam import EMR_SERVICE_MANAGED_POLICY
-from tests.aws.support import AwsEnv
+from tests.aws.support import (
+    AwsCalls,
+    AwsEnv,
+    FakeEmr,
+    ScriptedCrawls,
+    drive_crawls,
+    drive_emr,
+)
 
 REGION = "us-east-1"
 ATTACHED_AWS_MANAGED_POLICIES = (EMR_SERVICE_MANAGED_POLICY.rsplit("/", 1)[-1],)
@@ -91,3 +109,35 @@ def aws_env(moto_endpoint: str) -> AwsEnv:
     with urllib.request.urlopen(request) as response:
         assert response.status == 200
     return AwsEnv(moto_endpoint, REGION, f"car-rental-test-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def fake_emr(monkeypatch: pytest.MonkeyPatch) -> FakeEmr:
+    return drive_emr(monkeypatch)
+
+
+@pytest.fixture
+def crawls(monkeypatch: pytest.MonkeyPatch) -> ScriptedCrawls:
+    return drive_crawls(monkeypatch)
+
+
+@pytest.fixture
+def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsCalls]:
+    recorder = AwsCalls()
+    original = clients.aws_client
+    hooked: list[Any] = []
+
+    def recording_client(*args: Any, **kwargs: Any) -> Any:
+        client = original(*args, **kwargs)
+        if all(client is not other for other in hooked):
+            recorder.hook(client)
+            hooked.append(client)
+        return client
+
+    monkeypatch.setattr(clients, "aws_client", recording_client)
+    try:
+        yield recorder
+    finally:
+        # The clients are cached for the whole session: later tests must not record into this.
+        for client in hooked:
+            recorder.unhook(client)

@@ -11,12 +11,15 @@ import pytest
 
 from infra_scripts import upload_code
 from infra_scripts.code_bundle import (
+    BOOTSTRAP_SCRIPT,
     DEPS_ZIP_NAME,
+    bootstrap_key,
     build_bundle,
     bundle_digest,
     bundle_keys,
     missing_keys,
     package_root,
+    upload_bootstrap,
     upload_bundle,
 )
 from tests.aws.support import AwsEnv, changed_lines
@@ -111,7 +114,26 @@ def test_cli_dry_run_plans_uploads_then_real_runs_settle(
     assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=aws_env.bucket)
 
     assert upload_code.main(aws_env.cli_args()) == 0
+    first = capsys.readouterr().out
+    script = f"s3://{aws_env.bucket}/{bootstrap_key()}"
+    assert f"upload           s3 code object {script} (EMR bootstrap action)" in first
     assert upload_code.main(aws_env.cli_args()) == 0
-    second = capsys.readouterr().out.split("change(s) made")[-1]
+    second = capsys.readouterr().out
     assert changed_lines(second) == []
     assert "nothing to change" in second
+
+
+def test_bootstrap_script_is_content_addressed_on_its_own(aws_env: AwsEnv, tmp_path: Path) -> None:
+    s3 = aws_env.client("s3")
+    s3.create_bucket(Bucket=aws_env.bucket)
+    other = tmp_path / "emr_bootstrap.sh"
+    other.write_bytes(BOOTSTRAP_SCRIPT.read_bytes() + b"# changed\n")
+    assert bootstrap_key(script=other) != bootstrap_key()
+    assert bootstrap_key("code/") == "code/" + bootstrap_key().removeprefix("scripts/")
+
+    uri = upload_bootstrap(s3, aws_env.bucket)
+    assert uri == f"s3://{aws_env.bucket}/{bootstrap_key()}"
+    s3.put_object(Bucket=aws_env.bucket, Key=bootstrap_key(), Body=b"# marker")
+    assert upload_bootstrap(s3, aws_env.bucket) == uri
+    body = s3.get_object(Bucket=aws_env.bucket, Key=bootstrap_key())["Body"].read()
+    assert body == b"# marker", "an existing key holds these bytes: not uploaded again"

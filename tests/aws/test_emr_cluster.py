@@ -1,17 +1,21 @@
 """emr_cluster against moto: one cluster per name, termination, and the request it sends.
 
-moto keeps ``StepConcurrencyLevel``, tags, roles and the log URI, so they are checked on the
-cluster; it ignores ``AutoTerminationPolicy`` and ``Configurations``, checked on the request.
-Clusters start in WAITING at once (no bootstrapping), which is all ``create`` needs.
+moto keeps ``StepConcurrencyLevel``, tags, roles, bootstrap actions and the log URI, so they are
+checked on the cluster; it ignores ``AutoTerminationPolicy`` and ``Configurations``, checked on
+the request. Clusters start in WAITING at once (no bootstrap action runs), which is all
+``create`` needs; the bootstrap script itself is checked for what it installs and its syntax.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import pytest
 
 from infra_scripts import emr_cluster, iam
+from infra_scripts.code_bundle import BOOTSTRAP_SCRIPT, bootstrap_key
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
 
 ACTIVE = list(emr_cluster.ACTIVE_STATES)
@@ -23,6 +27,12 @@ def _create(aws_env: AwsEnv, *extra: str) -> int:
 
 def _cluster_ids(out: str) -> list[str]:
     return re.findall(r"^cluster (j-\w+): ", out, flags=re.MULTILINE)
+
+
+@pytest.fixture
+def bucket(aws_env: AwsEnv) -> str:
+    aws_env.client("s3").create_bucket(Bucket=aws_env.bucket)
+    return aws_env.bucket
 
 
 def test_request_of_the_long_running_cluster() -> None:
@@ -43,10 +53,44 @@ def test_request_of_the_long_running_cluster() -> None:
     assert request["AutoTerminationPolicy"] == {"IdleTimeout": 5400}
     (spark_env,) = request["Configurations"]
     assert spark_env["Configurations"][0]["Properties"]["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
+    (bootstrap,) = request["BootstrapActions"]
+    assert bootstrap == {
+        "Name": "install-python3.11",
+        "ScriptBootstrapAction": {"Path": f"s3://my-lake/{bootstrap_key()}", "Args": ["3.11"]},
+    }
+
+
+def test_bootstrap_installs_the_interpreter_pyspark_is_pointed_at() -> None:
+    def actions(**settings: object) -> list[dict]:
+        request = emr_cluster.run_job_flow_request(name="c", bucket="b", **settings)
+        return request.get("BootstrapActions", [])
+
+    (action,) = actions(pyspark_python="/usr/bin/python3.12", scripts_prefix="code/")
+    assert action["ScriptBootstrapAction"]["Args"] == ["3.12"]
+    assert action["ScriptBootstrapAction"]["Path"] == f"s3://b/{bootstrap_key('code')}"
+    assert actions(install_python=False) == []
+    assert actions(pyspark_python=None) == [], "EMR's own python3: nothing to install"
+    assert actions(pyspark_python="/opt/conda/bin/python") == [], "not a system package"
+
+
+def test_bootstrap_script_installs_python_and_boto3() -> None:
+    script = BOOTSTRAP_SCRIPT.read_text()
+    assert script.startswith("#!/bin/bash\n")
+    assert "set -euo pipefail" in script
+    assert 'VERSION="${1:-3.11}"' in script
+    assert 'sudo dnf install -y "python${VERSION}" "python${VERSION}-pip"' in script
+    assert 'sudo "python${VERSION}" -m pip install --quiet boto3' in script
+    assert bootstrap_key().startswith("scripts/bootstrap/")
+    assert bootstrap_key().endswith("/emr_bootstrap.sh")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_bootstrap_script_is_valid_bash() -> None:
+    subprocess.run(["bash", "-n", str(BOOTSTRAP_SCRIPT)], check=True)
 
 
 def test_create_twice_gives_one_cluster(
-    aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]
+    aws_env: AwsEnv, bucket: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _create(aws_env, "--step-concurrency", "3") == 0
     assert _create(aws_env, "--step-concurrency", "3") == 0
@@ -54,7 +98,15 @@ def test_create_twice_gives_one_cluster(
 
     first_id, second_id = _cluster_ids(out)
     assert first_id == second_id
-    assert len(changed_lines(out)) == 1 and len(unchanged_lines(out)) == 1
+    script = f"s3://{bucket}/{bootstrap_key()}"
+    assert changed_lines(out) == [
+        f"upload           s3 code object {script} (EMR bootstrap action)",
+        "create           emr cluster car-rental-spark",
+    ]
+    assert unchanged_lines(out) == [
+        f"ok (unchanged)   s3 code object {script}",
+        f"ok (unchanged)   emr cluster car-rental-spark ({first_id})",
+    ]
     region = aws_env.region
     assert (
         f"https://{region}.console.aws.amazon.com/emr/home?region={region}"
@@ -71,9 +123,30 @@ def test_create_twice_gives_one_cluster(
         "project": "car-rental",
         "for-use-with-amazon-emr-managed-policies": "true",
     }
+    (action,) = emr.list_bootstrap_actions(ClusterId=first_id)["BootstrapActions"]
+    assert (action["Name"], action["ScriptPath"], action["Args"]) == (
+        "install-python3.11",
+        script,
+        ["3.11"],
+    )
+    body = aws_env.client("s3").get_object(Bucket=bucket, Key=bootstrap_key())["Body"].read()
+    assert body == BOOTSTRAP_SCRIPT.read_bytes()
 
 
-def test_terminate_by_name_then_by_id(aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_without_the_python_bootstrap(
+    aws_env: AwsEnv, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _create(aws_env, "--no-python-bootstrap") == 0
+    (cluster_id,) = _cluster_ids(capsys.readouterr().out)
+
+    emr = aws_env.client("emr")
+    assert emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"] == []
+    assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=bucket)
+
+
+def test_terminate_by_name_then_by_id(
+    aws_env: AwsEnv, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     terminate = ["terminate", "--region", aws_env.region, "--endpoint-url", aws_env.endpoint_url]
     assert _create(aws_env) == 0
     (first_id,) = _cluster_ids(capsys.readouterr().out)
@@ -97,11 +170,16 @@ def test_terminate_by_name_then_by_id(aws_env: AwsEnv, capsys: pytest.CaptureFix
     assert state in {"TERMINATING", "TERMINATED"}
 
 
-def test_dry_run_creates_nothing(aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_creates_nothing(
+    aws_env: AwsEnv, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert _create(aws_env, "--dry-run") == 0
     assert changed_lines(capsys.readouterr().out) == [
-        "would create     emr cluster car-rental-spark"
+        f"would upload     s3 code object s3://{aws_env.bucket}/{bootstrap_key()} "
+        "(EMR bootstrap action)",
+        "would create     emr cluster car-rental-spark",
     ]
+    assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=aws_env.bucket)
     assert aws_env.client("emr").list_clusters()["Clusters"] == []
 
 

@@ -127,3 +127,14 @@ def test_dry_run_reports_the_drift_and_keeps_it(
 
     assert f"would update     iam policy {iam.DAGSTER_RUNNER_POLICY}" in out
     assert _default_document(aws_env)[0] == "v1"
+
+
+def test_landing_prefix_option_scopes_the_runners_reads(aws_env: AwsEnv) -> None:
+    _iam_main(aws_env, "--landing-prefix", "exports/")
+
+    _, document = _default_document(aws_env)
+    assert document == iam.dagster_runner_policy(
+        aws_env.bucket, region=aws_env.region, account=ACCOUNT, landing_prefix="exports"
+    )
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert by_sid["ReadLandedExports"]["Resource"] == [f"arn:aws:s3:::{aws_env.bucket}/exports/*"]

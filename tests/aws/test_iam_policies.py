@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from car_rental_platform.resources.aws import S3Landing
 from infra_scripts import iam
+from infra_scripts.common import SetupError
 from spark_jobs.contract import DATABASE
 
 BUCKET = "my-lake"
@@ -89,7 +91,11 @@ def test_star_resources_only_where_aws_has_no_resource_type(name: str) -> None:
         if "*" in _as_list(s["Resource"])
         for a in _as_list(s["Action"])
     }
-    assert star_actions <= {"elasticmapreduce:RunJobFlow", "elasticmapreduce:ListClusters"}
+    assert star_actions <= {
+        "elasticmapreduce:RunJobFlow",
+        "elasticmapreduce:ListClusters",
+        "sts:GetCallerIdentity",
+    }
 
 
 def test_emr_instance_role_reads_code_and_raw_and_writes_outputs_only() -> None:
@@ -203,3 +209,53 @@ def test_other_partitions_get_their_own_arns() -> None:
     document = iam.emr_instance_policy(BUCKET, partition="aws-cn")
     resources = {r for s in _statements(document) for r in s["Resource"]}
     assert all(r.startswith("arn:aws-cn:s3:::") for r in resources)
+
+
+def _runner_statements(**settings: Any) -> dict[str, dict[str, Any]]:
+    document = iam.dagster_runner_policy(BUCKET, region=REGION, account=ACCOUNT, **settings)
+    return {s["Sid"]: s for s in _statements(document)}
+
+
+def test_runner_only_reads_the_landing_prefix() -> None:
+    by_sid = _runner_statements(landing_prefix="/drop/exports/")
+    assert by_sid["ReadLandedExports"]["Action"] == ["s3:GetObject"]
+    assert by_sid["ReadLandedExports"]["Resource"] == [f"{BUCKET_ARN}/drop/exports/*"]
+    listing = by_sid["ListLandedExports"]["Condition"]["StringLike"]["s3:prefix"]
+    assert listing == ["drop/exports", "drop/exports/*"]
+    writable = {
+        r
+        for s in by_sid.values()
+        if "s3:PutObject" in s["Action"] or "s3:DeleteObject" in s["Action"]
+        for r in s["Resource"]
+    }
+    assert not [r for r in writable if "/drop/" in r or "/landing/" in r]
+
+
+def test_the_default_landing_prefix_is_the_landing_resources() -> None:
+    assert S3Landing.model_fields["prefix"].default.strip("/") == iam.DEFAULT_LANDING_PREFIX
+    listing = _runner_statements()["ListLandedExports"]["Condition"]["StringLike"]["s3:prefix"]
+    assert listing == ["landing", "landing/*"]
+
+
+def test_an_empty_landing_prefix_is_refused() -> None:
+    with pytest.raises(SetupError, match="landing prefix must not be empty"):
+        _runner_statements(landing_prefix="/")
+
+
+def test_runner_glue_writes_are_scoped_to_the_project() -> None:
+    by_sid = _runner_statements()
+    base = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+    assert by_sid["CreateProjectDatabase"]["Resource"] == [
+        f"{base}:catalog",
+        f"{base}:database/{DATABASE}",
+    ]
+    assert by_sid["TagProjectDatabaseAndCrawlers"]["Action"] == ["glue:TagResource"]
+    assert by_sid["TagProjectDatabaseAndCrawlers"]["Resource"] == [
+        f"{base}:database/{DATABASE}",
+        f"{base}:crawler/car-rental-*",
+    ]
+    assert set(by_sid["WriteProjectTables"]["Action"]) >= {
+        "glue:DeleteTable",
+        "glue:BatchDeletePartition",
+    }
+    assert by_sid["WriteProjectTables"]["Resource"] == iam.glue_catalog_arns(REGION, ACCOUNT)

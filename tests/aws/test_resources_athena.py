@@ -15,7 +15,6 @@ the test drives it, inside the in-process server, never in the resource:
 import io
 import json
 import math
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,36 +37,9 @@ from car_rental_platform.resources.aws import (
 from car_rental_platform.resources.aws.glue_tables import glue_type, partition_folders
 from car_rental_platform.resources.io_manager import LakehouseIOManager
 from car_rental_platform.resources.query import UnsafeIdentifierError
-from tests.aws.support import AwsEnv
+from tests.aws.support import AwsEnv, moto_api, seed_results
 
 DATABASE = "car_rental_db"
-
-
-def _moto_api(aws_env: AwsEnv, path: str, payload: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"{aws_env.endpoint_url}/moto-api/{path}",
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        assert response.status in (200, 201)
-
-
-def _cell(value: str | None) -> dict[str, str]:
-    return {} if value is None else {"VarCharValue": value}
-
-
-def seed_results(aws_env: AwsEnv, columns: dict[str, str], rows: list[list[str | None]]) -> None:
-    """Queue one query result; the first row repeats the column names, as Athena's does."""
-    header = [{"Data": [_cell(name) for name in columns]}]
-    body = [{"Data": [_cell(value) for value in row]} for row in rows]
-    info = [{"Name": name, "Label": name, "Type": kind} for name, kind in columns.items()]
-    _moto_api(
-        aws_env,
-        "static/athena/query-results",
-        {"region": aws_env.region, "results": [{"rows": header + body, "column_info": info}]},
-    )
 
 
 @pytest.fixture
@@ -247,13 +219,13 @@ def test_failed_query_raises_with_athenas_reason(
 @pytest.fixture
 def queries_never_finish(aws_env: AwsEnv) -> Iterator[None]:
     transition = {"model_name": "athena::execution"}
-    _moto_api(
+    moto_api(
         aws_env,
         "state-manager/set-transition",
         {**transition, "transition": {"progression": "manual", "times": 1_000_000}},
     )
     yield
-    _moto_api(aws_env, "state-manager/unset-transition", transition)
+    moto_api(aws_env, "state-manager/unset-transition", transition)
 
 
 def test_query_timeout_stops_the_query_and_says_how_long(

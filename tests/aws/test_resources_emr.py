@@ -1,8 +1,9 @@
 """EmrSparkRunner against the moto server, with moto's EMR steps driven by the test.
 
 moto accepts steps but never runs them (they stay RUNNING or PENDING), has no CancelSteps, and
-reports no FailureDetails. ``ThreadedMotoServer`` runs in this process, so ``FakeEmr`` plays
-EMR's part inside moto's own models (never in the runner, which has no test-only code path):
+reports no FailureDetails. ``ThreadedMotoServer`` runs in this process, so ``FakeEmr`` (in
+support.py, the ``fake_emr`` fixture) plays EMR's part inside moto's own models (never in the
+runner, which has no test-only code path):
 
 * it wraps ``ElasticMapReduceBackend.describe_step`` so that a step's first DescribeStep finds it
   RUNNING and the second finds what the test scripted: COMPLETED after the "job" reported its
@@ -23,27 +24,14 @@ Assets are materialized for real with ``dg.materialize``: about 2 s a run, mostl
 Pipes reader polling S3 once a second.
 """
 
-import _thread
-import gzip
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
-from dagster_pipes import (
-    PIPES_PROTOCOL_VERSION,
-    PIPES_PROTOCOL_VERSION_FIELD,
-    decode_param,
-)
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import ServiceException
-from moto.core.responses import ActionResult
 from moto.emr import models as emr_models
-from moto.emr.responses import ElasticMapReduceResponse
-from moto.s3.models import s3_backends
 
 from car_rental_platform.resources.aws import (
     EmrBootstrapAction,
@@ -55,188 +43,14 @@ from car_rental_platform.resources.aws import (
     S3Lake,
 )
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
-from infra_scripts.code_bundle import build_bundle
+from infra_scripts.code_bundle import bootstrap_key, build_bundle
 from infra_scripts.emr_cluster import run_job_flow_request
-from tests.aws.support import AwsEnv
+from tests.aws.support import AwsEnv, FakeEmr
 
 TERMINATED = ("TERMINATING", "TERMINATED")
 
 # dg.open_pipes_session itself calls a preview API of Dagster's; nothing to act on here.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.PreviewWarning")
-
-
-def _put(bucket: str, key: str, body: bytes) -> None:
-    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, key, body)
-
-
-def _message(method: str, params: dict[str, Any] | None) -> str:
-    return json.dumps(
-        {PIPES_PROTOCOL_VERSION_FIELD: PIPES_PROTOCOL_VERSION, "method": method, "params": params}
-    )
-
-
-def _exception(message: str, name: str = "AnalysisException") -> dict[str, Any]:
-    return {"name": name, "message": message, "cause": None, "context": None, "stack": []}
-
-
-@dataclass
-class StepCall:
-    """What a submitted step was asked to do, decoded from its arguments."""
-
-    cluster_id: str
-    step_id: str
-    args: list[str]
-
-    def option(self, name: str) -> str:
-        return self.args[self.args.index(name) + 1]
-
-    @property
-    def pipes_context(self) -> dict[str, Any]:
-        return decode_param(self.option("--dagster-pipes-context"))["data"]
-
-    @property
-    def pipes_messages(self) -> dict[str, Any]:
-        return decode_param(self.option("--dagster-pipes-messages"))
-
-
-Outcome = Callable[[Any, Any, StepCall], None]
-
-
-def _write_messages(call: StepCall, *messages: str) -> None:
-    """The job's single Pipes chunk, where PipesS3MessageWriter would put it."""
-    where = call.pipes_messages
-    chunk = "\n".join([_message("opened", {"extras": {}}), *messages])
-    _put(where["bucket"], f"{where['key_prefix']}/1.json", chunk.encode())
-
-
-@dataclass
-class FakeEmr:
-    """EMR's step executor, played inside moto (see the module docstring)."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-    steps: list[StepCall] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    _seen: dict[str, int] = field(default_factory=dict)
-    _plan: dict[str, Outcome] = field(default_factory=dict)
-
-    def advance(self, cluster: Any, step: Any) -> None:
-        if step.state not in ("PENDING", "RUNNING") or step.id in self.cancelled:
-            return
-        seen = self._seen[step.id] = self._seen.get(step.id, 0) + 1
-        if seen == 1:
-            self.steps.append(StepCall(cluster.id, step.id, list(step.args)))
-            self._plan[step.id] = self.outcomes.pop(0)
-            step.state = "RUNNING"
-            step.start()
-        elif seen == 2:
-            self._plan[step.id](cluster, step, self.steps[-1])
-
-    def job_interrupted(self, step_id: str) -> None:
-        """SEND_INTERRUPT reached the job: its Pipes context closes with KeyboardInterrupt."""
-        call = next(call for call in self.steps if call.step_id == step_id)
-        _write_messages(
-            call, _message("closed", {"exception": _exception("", "KeyboardInterrupt")})
-        )
-
-    # --- outcomes ---------------------------------------------------------------------
-
-    @staticmethod
-    def succeed(*reports: tuple[str, dict[str, Any]]) -> Outcome:
-        """The job reports ``(asset_key, metadata)`` materializations, then exits 0."""
-
-        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
-            materializations = [
-                _message(
-                    "report_asset_materialization",
-                    {"asset_key": key, "metadata": metadata, "data_version": None},
-                )
-                for key, metadata in reports
-            ]
-            _write_messages(call, *materializations, _message("closed", {}))
-            step.state = "COMPLETED"
-            step.end_date_time = emr_models.utcnow()
-
-        return outcome
-
-    @staticmethod
-    def fail(reason: str, stderr: str) -> Outcome:
-        """The job raises: Pipes closes with the exception; EMR records why and ships stderr."""
-
-        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
-            _write_messages(call, _message("closed", {"exception": _exception(reason)}))
-            bucket, _, prefix = cluster.log_uri.removeprefix("s3://").partition("/")
-            key = f"{prefix.rstrip('/')}/{cluster.id}/steps/{step.id}/stderr.gz"
-            _put(bucket, key, gzip.compress(stderr.encode()))
-            step.state = "FAILED"
-            step.failure_details = {
-                "Reason": reason,
-                "Message": "Spark job failed",
-                "LogFile": f"s3://{bucket}/{key}",
-            }
-            step.end_date_time = emr_models.utcnow()
-
-        return outcome
-
-    @staticmethod
-    def complete() -> Outcome:
-        """Exit 0 without reporting (for tests of the wait alone)."""
-
-        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
-            step.state = "COMPLETED"
-            step.end_date_time = emr_models.utcnow()
-
-        return outcome
-
-    @staticmethod
-    def hang() -> Outcome:
-        return lambda cluster, step, call: None
-
-    @staticmethod
-    def terminate_dagster_run() -> Outcome:
-        """SIGINT to the run's main thread, as ``dagster`` run termination sends it."""
-        return lambda cluster, step, call: _thread.interrupt_main()
-
-    @staticmethod
-    def cluster_dies(reason: str) -> Outcome:
-        def outcome(cluster: Any, step: Any, call: StepCall) -> None:
-            step.state = "PENDING"
-            cluster.state = "TERMINATED_WITH_ERRORS"
-            cluster.last_state_change_reason = reason
-
-        return outcome
-
-
-@pytest.fixture
-def fake_emr(monkeypatch: pytest.MonkeyPatch) -> FakeEmr:
-    fake = FakeEmr()
-    describe_step = emr_models.ElasticMapReduceBackend.describe_step
-
-    def driven_describe_step(backend: Any, cluster_id: str, step_id: str) -> Any:
-        step = describe_step(backend, cluster_id, step_id)
-        if step is not None:
-            fake.advance(backend.clusters[cluster_id], step)
-        return step
-
-    def cancel_steps(response: ElasticMapReduceResponse) -> ActionResult:
-        cluster = response.backend.clusters[response._get_param("ClusterId")]
-        infos = []
-        for step in cluster.steps:
-            if step.id in response._get_param("StepIds", []):
-                fake.cancelled.append(step.id)
-                step.state = "CANCELLED"
-                infos.append({"StepId": step.id, "Status": "SUBMITTED"})
-                fake.job_interrupted(step.id)
-        return ActionResult({"CancelStepsInfoList": infos})
-
-    status = emr_models.Step.status.fget
-
-    def status_with_failure_details(step: Any) -> dict[str, Any]:
-        return {**status(step), "FailureDetails": getattr(step, "failure_details", None)}
-
-    monkeypatch.setattr(emr_models.ElasticMapReduceBackend, "describe_step", driven_describe_step)
-    monkeypatch.setattr(ElasticMapReduceResponse, "cancel_steps", cancel_steps, raising=False)
-    monkeypatch.setattr(emr_models.Step, "status", property(status_with_failure_details))
-    return fake
 
 
 @pytest.fixture
@@ -350,6 +164,7 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
     assert step["ActionOnFailure"] == "CONTINUE"
 
     uploaded = aws_env.client("s3").list_objects_v2(Bucket=bucket, Prefix="scripts/")["Contents"]
+    # An existing cluster: no bootstrap script uploaded, only the bundle.
     scripts = sorted(p.name for p in SPARK_JOBS_DIR.glob("*.py") if p.name != "__init__.py")
     assert "kpi_job.py" in scripts
     assert sorted(item["Key"] for item in uploaded) == sorted(
@@ -457,12 +272,28 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     assert groups["CORE"]["BidPrice"] == "0.12"
     assert groups["CORE"]["RequestedInstanceCount"] == 3
     assert groups["MASTER"]["Market"] == "ON_DEMAND"
-    (action,) = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
-    assert (action["Name"], action["ScriptPath"], action["Args"]) == (
-        "python",
-        f"s3://{bucket}/bootstrap/py.sh",
-        ["3.11"],
-    )
+    actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
+    python_script = bootstrap_key()
+    assert [(a["Name"], a["ScriptPath"], a["Args"]) for a in actions] == [
+        ("install-python3.11", f"s3://{bucket}/{python_script}", ["3.11"]),
+        ("python", f"s3://{bucket}/bootstrap/py.sh", ["3.11"]),
+    ]
+    script = aws_env.client("s3").get_object(Bucket=bucket, Key=python_script)["Body"].read()
+    assert b"dnf install -y" in script
+
+
+def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket: str) -> None:
+    """An image that has the interpreter, or EMR's own Python: no action, nothing uploaded."""
+    for template in (
+        EmrClusterTemplate(python_bootstrap=False),
+        EmrClusterTemplate(pyspark_python=None),
+    ):
+        jobs = _runner(aws_env, cluster_template=template).get_client()
+        cluster_id = jobs.create_transient_cluster(run_id="0123456789", log=dg.get_dagster_logger())
+
+        actions = aws_env.client("emr").list_bootstrap_actions(ClusterId=cluster_id)
+        assert actions["BootstrapActions"] == []
+    assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=bucket)
 
 
 def test_failed_step_raises_with_reason_and_stderr_tail_and_ends_the_cluster(

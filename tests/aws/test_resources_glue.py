@@ -3,7 +3,8 @@
 moto's crawler starts and stops but never crawls: a crawl stays RUNNING, changes no table and
 has no error message, and UpdateCrawler is not implemented. ``ThreadedMotoServer`` runs in this
 process, so ``ScriptedCrawls`` plays the crawler inside moto (the resource has no test-only
-code path): it wraps moto's GetCrawler response so that a crawl's first GetCrawler finds it
+code path; ``ScriptedCrawls`` and the ``crawls`` fixture are in support.py and conftest.py): it
+wraps moto's GetCrawler response so that a crawl's first GetCrawler finds it
 RUNNING and the second finds it ended as scripted, after applying the scripted changes to
 moto's Glue tables (what a real crawl would have written), with the scripted ErrorMessage in
 ``LastCrawl``. moto names a successful crawl COMPLETED where Glue's LastCrawl says SUCCEEDED;
@@ -11,15 +12,11 @@ the resource treats any ended state other than FAILED / CANCELLED as success. A 
 UpdateCrawler is added to moto's Glue responses where drift is tested.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 import pytest
-from moto.core.responses import ActionResult, EmptyResult
 from moto.glue import models as glue_models
-from moto.glue.responses import GlueResponse
 
 from car_rental_platform.resources.aws import (
     CrawlerError,
@@ -29,60 +26,10 @@ from car_rental_platform.resources.aws import (
 )
 from infra_scripts.glue import crawler_settings
 from spark_jobs.contract import Zone
-from tests.aws.support import AwsEnv
+from tests.aws.support import AwsEnv, Crawl, ScriptedCrawls
 
 ROLE = "arn:aws:iam::123456789012:role/car-rental-glue-crawler-role"
 DATABASE = "car_rental_db"
-
-Effect = Callable[[Any], None]
-
-
-@dataclass
-class Crawl:
-    """One scripted crawl: what it does to the catalog and how it ends."""
-
-    effect: Effect = lambda backend: None
-    status: str = "COMPLETED"
-    error_message: str | None = None
-
-
-@dataclass
-class ScriptedCrawls:
-    crawls: list[Crawl] = field(default_factory=list)
-    updates: list[dict[str, Any]] = field(default_factory=list)
-    _seen: dict[str, int] = field(default_factory=dict)
-
-    def observe(self, backend: Any, crawler: Any) -> None:
-        if not crawler.crawls or crawler.crawls[-1].status != "RUNNING":
-            return
-        crawl = crawler.crawls[-1]
-        seen = self._seen[crawl.crawl_id] = self._seen.get(crawl.crawl_id, 0) + 1
-        if seen == 2 and self.crawls:
-            script = self.crawls.pop(0)
-            script.effect(backend)
-            crawl.status = script.status
-            crawl.error_message = script.error_message
-
-
-@pytest.fixture
-def crawls(monkeypatch: pytest.MonkeyPatch) -> ScriptedCrawls:
-    scripted = ScriptedCrawls()
-
-    def get_crawler(response: GlueResponse) -> ActionResult:
-        crawler = response.glue_backend.get_crawler(response.parameters.get("Name"))
-        scripted.observe(response.glue_backend, crawler)
-        data = crawler.as_dict()
-        if crawler.crawls and getattr(crawler.crawls[-1], "error_message", None):
-            data["LastCrawl"]["ErrorMessage"] = crawler.crawls[-1].error_message
-        return ActionResult({"Crawler": data})
-
-    def update_crawler(response: GlueResponse) -> EmptyResult:
-        scripted.updates.append(dict(response.parameters))
-        return EmptyResult()
-
-    monkeypatch.setattr(GlueResponse, "get_crawler", get_crawler)
-    monkeypatch.setattr(GlueResponse, "update_crawler", update_crawler, raising=False)
-    return scripted
 
 
 def _catalog(aws_env: AwsEnv, **settings: Any) -> GlueCrawlerCatalog:
@@ -121,7 +68,7 @@ def test_first_crawl_creates_database_and_crawler_and_reports_new_tables(
 ) -> None:
     bucket = aws_env.bucket
 
-    def crawl(backend: Any) -> None:
+    def crawl(backend: Any, crawler: Any) -> None:
         daily = _table(bucket, "kpi", "daily_metrics", rental_date="date", total="bigint")
         backend.create_table(DATABASE, "daily_metrics", daily)
         backend.create_table(DATABASE, "users", _table(bucket, "processed", "users", id="string"))
@@ -157,7 +104,7 @@ def test_crawl_reports_created_updated_deleted_and_unchanged_tables(
         glue.create_table(DatabaseName=DATABASE, TableInput=_table(bucket, "kpi", name, a="int"))
     glue.create_table(DatabaseName=DATABASE, TableInput=_table(bucket, "analyses", "top", a="int"))
 
-    def crawl(backend: Any) -> None:
+    def crawl(backend: Any, crawler: Any) -> None:
         new = _table(bucket, "kpi", "user_metrics", user_id="string")
         backend.create_table(DATABASE, "user_metrics", new)
         wider = _table(bucket, "kpi", "daily_metrics", a="int", b="double")
@@ -191,7 +138,7 @@ def test_a_crawl_already_running_is_waited_for_then_ours_starts(
     aws_env.client("glue").start_crawler(Name="car-rental-processed-crawler")
     bucket = aws_env.bucket
 
-    def ours(backend: Any) -> None:
+    def ours(backend: Any, crawler: Any) -> None:
         backend.create_table(DATABASE, "users", _table(bucket, "processed", "users", id="string"))
 
     crawls.crawls += [Crawl(), Crawl(ours)]

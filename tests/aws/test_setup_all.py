@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra_scripts import iam, setup_all
-from infra_scripts.code_bundle import DEPS_ZIP_NAME
+from infra_scripts.code_bundle import DEPS_ZIP_NAME, bootstrap_key
 from infra_scripts.glue import crawler_names
 from spark_jobs.contract import DATABASE, Zone
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
@@ -58,8 +58,11 @@ def test_resources_have_the_declared_settings(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert {f"{zone.value}/" for zone in Zone} <= keys
     code = [k for k in keys if k.startswith("scripts/") and k != "scripts/"]
-    assert {k.rsplit("/", 1)[-1] for k in code} >= {DEPS_ZIP_NAME, "contract.py"}
-    assert len({k.split("/")[1] for k in code}) == 1, "one digest folder"
+    bootstrap = [k for k in code if k.startswith("scripts/bootstrap/")]
+    assert bootstrap == [bootstrap_key()], "the EMR bootstrap action, on its own digest"
+    bundle = [k for k in code if k not in bootstrap]
+    assert {k.rsplit("/", 1)[-1] for k in bundle} >= {DEPS_ZIP_NAME, "contract.py"}
+    assert len({k.split("/")[1] for k in bundle}) == 1, "one digest folder"
 
     client = aws_env.client("iam")
     instance_role_policy = client.get_role_policy(
