@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from car_rental_platform.resources.spark import with_metadata
 from spark_jobs.contract import Column
 
 OWNERS = ["team:data-platform"]
@@ -13,8 +14,12 @@ def table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
     )
 
 
-def with_metadata(result: dg.MaterializeResult, extra: dict[str, object]) -> dg.MaterializeResult:
-    """A Pipes-reported materialization with Dagster-side metadata added."""
-    return dg.MaterializeResult(
-        asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra}
-    )
+def plain_metadata(result: dg.MaterializeResult) -> dict[str, object]:
+    """A materialization's metadata as plain Python values (Pipes sends typed values)."""
+    return {k: getattr(v, "value", v) for k, v in (result.metadata or {}).items()}
+
+
+def with_path(result: dg.MaterializeResult) -> dg.MaterializeResult:
+    """A Pipes-reported materialization whose ``path`` (sent as text) becomes a path value."""
+    path = str(plain_metadata(result)["path"])
+    return with_metadata(result, {"path": dg.MetadataValue.path(path)})

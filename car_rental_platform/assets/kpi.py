@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from car_rental_platform.assets.common import OWNERS, table_schema, with_metadata
+from car_rental_platform.assets.common import OWNERS, table_schema, with_path
 from car_rental_platform.assets.processed import processed_key
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.spark import SparkRunner
@@ -65,8 +65,7 @@ def kpi_tables(context: dg.AssetExecutionContext, spark: SparkRunner, lake: Lake
     args = [*lake.spark_args(), "--tables", ",".join(names)]
     for result in spark.run_job(context=context, script=KPI_SCRIPT, args=args):
         if isinstance(result, dg.MaterializeResult):
-            path = str(getattr(result.metadata["path"], "value", result.metadata["path"]))
-            yield with_metadata(result, {"path": dg.MetadataValue.path(path)})
+            yield with_path(result)
         elif (
             dg.AssetCheckKey(result.asset_key, result.check_name)
             in context.selected_asset_check_keys

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from car_rental_platform.assets.common import OWNERS, table_schema, with_metadata
+from car_rental_platform.assets.common import OWNERS, plain_metadata, table_schema, with_path
 from car_rental_platform.assets.raw import raw_key
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.spark import SparkRunner
@@ -90,10 +90,6 @@ def latest_row_count(context: dg.AssetExecutionContext, key: dg.AssetKey) -> int
     return None if value is None else int(value.value)
 
 
-def _plain(value: object) -> object:
-    return getattr(value, "value", value)
-
-
 @dg.multi_asset(specs=PROCESSED_SPECS, check_specs=PROCESSED_CHECKS, name="processed_tables")
 def processed_tables(context: dg.AssetExecutionContext, spark: SparkRunner, lake: LakeStorage):
     """Run the transform job: one Spark application cleans all four inputs."""
@@ -101,9 +97,8 @@ def processed_tables(context: dg.AssetExecutionContext, spark: SparkRunner, lake
     reported: dict[dg.AssetKey, dict[str, object]] = {}
     for result in results:
         if isinstance(result, dg.MaterializeResult):
-            metadata = {k: _plain(v) for k, v in (result.metadata or {}).items()}
-            reported[result.asset_key] = metadata
-            yield with_metadata(result, {"path": dg.MetadataValue.path(str(metadata["path"]))})
+            reported[result.asset_key] = plain_metadata(result)
+            yield with_path(result)
         else:
             yield result
     for table in SOURCE_TABLES:

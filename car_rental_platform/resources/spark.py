@@ -14,8 +14,9 @@ import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -30,6 +31,19 @@ TAIL_LINES = 40
 TAIL_LINE_CHARS = 600
 
 PipesResult = dg.MaterializeResult | dg.AssetCheckResult
+
+
+def with_metadata(result: PipesResult, metadata: Mapping[str, Any]) -> PipesResult:
+    """The job's own metadata plus where and when it ran (check results stay as they are)."""
+    if not isinstance(result, dg.MaterializeResult):
+        return result
+    return dg.MaterializeResult(
+        asset_key=result.asset_key,
+        metadata={**(result.metadata or {}), **metadata},
+        check_results=result.check_results,
+        data_version=result.data_version,
+        tags=result.tags,
+    )
 
 
 class SparkJobError(dg.Failure):

@@ -51,7 +51,7 @@ from car_rental_platform.resources.aws.errors import (
     EmrStepError,
     EmrTimeoutError,
 )
-from car_rental_platform.resources.spark import PipesResult, SparkRunner
+from car_rental_platform.resources.spark import PipesResult, SparkRunner, with_metadata
 from infra_scripts.code_bundle import (
     DEPS_ZIP_NAME,
     bootstrap_uri,
@@ -285,19 +285,6 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
         cluster_id, self._transient_cluster_id = self._transient_cluster_id, None
         if cluster_id:
             jobs.terminate(cluster_id=cluster_id, log=log)
-
-
-def with_metadata(result: PipesResult, metadata: Mapping[str, Any]) -> PipesResult:
-    """The job's own metadata plus where and when it ran (check results stay as they are)."""
-    if not isinstance(result, dg.MaterializeResult):
-        return result
-    return dg.MaterializeResult(
-        asset_key=result.asset_key,
-        metadata={**(result.metadata or {}), **metadata},
-        check_results=result.check_results,
-        data_version=result.data_version,
-        tags=result.tags,
-    )
 
 
 class EmrJobs:
