@@ -11,25 +11,17 @@ from __future__ import annotations
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs import cli, quality
 from spark_jobs.contract import KPI_BY_NAME, LOCATIONS, RENTALS, USERS, VEHICLES, Zone
 from spark_jobs.kpis import KPI_FUNCTIONS, KpiInputs
+from spark_jobs.markdown import markdown_table
 from spark_jobs.reporting import Reporter
 
 WRITE_THREADS = 4
 PREVIEW_ROWS = 10
 """KPI tables are small: writing several at once keeps the cores busy between tiny jobs."""
-
-
-def markdown_table(rows: list[Row], columns: list[str]) -> str:
-    """A GitHub-style markdown table (Dagster renders it as the asset's preview)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = ("" if v is None else str(v).replace("|", "\\|") for v in row)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def parse_tables(value: str | None) -> list[str]:

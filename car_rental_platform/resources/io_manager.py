@@ -36,6 +36,7 @@ from car_rental_platform.resources.query import (
     quote_identifier,
     validate_identifier,
 )
+from spark_jobs.markdown import markdown_table
 
 PREVIEW_ROWS = 10
 
@@ -129,13 +130,8 @@ def table_schema(schema: pa.Schema) -> dg.TableSchema:
 
 
 def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
-    head = df.head(rows).astype(object).where(df.head(rows).notna(), "")
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += [
-        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-        for row in head.itertuples(index=False)
-    ]
-    return "\n".join(lines)
+    head = df.head(rows).astype(object)
+    return markdown_table(head.where(head.notna(), None).itertuples(index=False), df.columns)
 
 
 class PandasLakeTypeHandler(DbTypeHandler[pd.DataFrame]):

@@ -80,7 +80,8 @@ from spark_jobs.contract import (
     Column,
     Zone,
 )
-from spark_jobs.kpi_job import PREVIEW_ROWS, markdown_table, parse_tables
+from spark_jobs.kpi_job import PREVIEW_ROWS, parse_tables
+from spark_jobs.markdown import markdown_table
 from spark_jobs.quality import CheckOutcome
 from spark_jobs.reporting import PipesReporter
 from tests.aws.runner_permissions import Where, denied
