@@ -11,12 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal, get_args
 
 from spark_jobs.contract import DATABASE
 
 DEPLOYMENT_VAR = "CAR_RENTAL_DEPLOYMENT"
 DEFAULT_SOURCE_DIR = "data/sample"
 DEFAULT_LAKE_ROOT = "lake"
+SPARK_MODE_VAR = "CAR_RENTAL_SPARK_MODE"
+SparkMode = Literal["in_process", "spark_submit"]
+SPARK_MODES: tuple[str, ...] = get_args(SparkMode)
 
 
 class Deployment(StrEnum):
@@ -45,6 +49,7 @@ class LocalSettings:
     lake_root: str
     catalog_path: str
     database: str
+    spark_mode: SparkMode = "in_process"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> LocalSettings:
@@ -56,4 +61,14 @@ class LocalSettings:
                 "CAR_RENTAL_CATALOG_PATH", str(Path(lake_root, "catalog", "car_rental.duckdb"))
             ),
             database=env.get("CAR_RENTAL_DATABASE", DATABASE),
+            spark_mode=spark_mode(env),
         )
+
+
+def spark_mode(env: Mapping[str, str]) -> SparkMode:
+    """How local Spark runs: in this process (default) or one spark-submit per job."""
+    value = env.get(SPARK_MODE_VAR, "in_process").strip().lower().replace("-", "_")
+    if value not in SPARK_MODES:
+        valid = ", ".join(SPARK_MODES)
+        raise SettingsError(f"{SPARK_MODE_VAR}={value!r}: expected one of {valid}")
+    return value  # type: ignore[return-value]

@@ -1,11 +1,16 @@
-"""Wall times of the platform against the bare Spark jobs, on the same data, in one run.
+"""The platform against the hand-built pipelines' way, on the same data, in turn, in one run.
 
-    python scripts/benchmark.py [--rentals 20000 1000000] [--out bench_out]
+    python scripts/benchmark.py [--sizes 20000:3 1000000:2] [--out bench_out] [--platform-only]
 
-For each size: generate the sample (timed), run the two spark-submit jobs alone exactly as
-the local runner launches them (the baseline), then the whole Dagster materialization
-(``dagster asset materialize --select '*'``) into a fresh lake and DAGSTER_HOME. Prints a
-table with the ratio platform / baseline; no thresholds, numbers to compare.
+For each size (rentals:runs): generate the sample once, then run, in turn A B A B ...,
+- A, the platform: the whole local materialization
+  (``dagster asset materialize --select '*'``) into a fresh lake and DAGSTER_HOME;
+- B, the baseline: ``scripts/baseline/``'s two spark-submit applications one after the other
+  (``header=True, inferSchema=True``, Spark's defaults, the contract's KPI formulas, no
+  validation), as the pipelines this product replaces ran them.
+Each command's peak memory is the largest resident set of any one process in its tree
+(sampled from /proc every 0.1 s). Prints the medians, the ratio platform / baseline and the
+peaks; no thresholds, numbers to compare (the machine is shared: run it with nothing else busy).
 """
 
 from __future__ import annotations
@@ -13,92 +18,187 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import pyspark
+
 from car_rental_platform.java import ensure_java
-from car_rental_platform.resources.lake import LocalLake
-from car_rental_platform.resources.spark import LocalSparkRunner
 from car_rental_platform.sample_data import generate
-from spark_jobs.contract import SOURCE_TABLES, Zone
+
+REPO = Path(__file__).resolve().parent.parent
+BASELINE_JOBS = ("job1_vehicle_location_metrics.py", "job2_user_transaction_analysis.py")
+SAMPLE_SECONDS = 0.1
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
-def timed(label: str, command: list[str], env: dict[str, str], log: Path) -> float:
-    started = time.monotonic()
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_rss_bytes: int
+
+
+class PeakMemory:
+    """Samples the resident memory of every process below one pid; keeps the largest one's."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in descendants(self.pid):
+                self.peak = max(self.peak, rss_bytes(pid))
+            self._stop.wait(SAMPLE_SECONDS)
+
+
+def descendants(root: int) -> list[int]:
+    """root and every process below it, from /proc/<pid>/task/*/children."""
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                queue += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def measured(label: str, commands: list[list[str]], env: dict[str, str], log: Path) -> Measured:
+    """Run the commands one after another; wall time of all, peak of the largest process."""
+    started, peak = time.monotonic(), 0
     with log.open("w") as out:
-        code = subprocess.call(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    elapsed = time.monotonic() - started
-    if code != 0:
-        raise SystemExit(f"{label} failed (exit {code}); see {log}")
-    print(f"  {label:<34} {elapsed:8.1f} s", flush=True)
-    return elapsed
+        for command in commands:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            with PeakMemory(process.pid) as memory:
+                code = process.wait()
+            peak = max(peak, memory.peak)
+            if code != 0:
+                raise SystemExit(f"{label} failed (exit {code}); see {log}")
+    result = Measured(time.monotonic() - started, peak)
+    print(f"  {label:<28} {result.seconds:7.1f} s  {gib(result.peak_rss_bytes)}", flush=True)
+    return result
 
 
-def bare_spark(source: Path, lake: Path, env: dict[str, str], logs: Path) -> float:
-    """Copy the CSVs into the raw zone, then the transform and KPI jobs back to back."""
-    for table in SOURCE_TABLES:
-        target = lake / Zone.RAW.value / table.raw_name
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / table.file_name, target / table.file_name)
-    runner = LocalSparkRunner()
-    args = LocalLake(root=str(lake)).spark_args()
-    return sum(
-        timed(f"spark-submit {script}", runner.command(script, args), env, logs / f"{script}.log")
-        for script in ("transform_job.py", "kpi_job.py")
-    )
+def gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
 
 
-def platform(source: Path, root: Path, env: dict[str, str], logs: Path) -> float:
-    home = root / "dagster_home"
-    home.mkdir(parents=True)
+def platform_commands(landing: Path, root: Path, env: dict[str, str]) -> tuple[list, dict]:
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "dagster_home").mkdir(parents=True)
     env = {
         **env,
-        "DAGSTER_HOME": str(home),
-        "CAR_RENTAL_SOURCE_DIR": str(source),
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "CAR_RENTAL_SOURCE_DIR": str(landing),
         "CAR_RENTAL_LAKE_ROOT": str(root / "lake"),
     }
     dagster = str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "asset", "materialize", "--select", "*"]
-    command += ["-m", "car_rental_platform.definitions"]
-    return timed("dagster asset materialize '*'", command, env, logs / "dagster.log")
+    return [[*command, "-m", "car_rental_platform.definitions"]], env
+
+
+def baseline_commands(landing: Path, root: Path) -> list[list[str]]:
+    shutil.rmtree(root, ignore_errors=True)
+    spark_submit = str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+    jobs = REPO / "scripts" / "baseline"
+    return [
+        [spark_submit, "--master", "local[*]", str(jobs / job), "--data", str(landing)]
+        + ["--out", str(root)]
+        for job in BASELINE_JOBS
+    ]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    rentals, _, runs = text.partition(":")
+    return int(rentals), int(runs or 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rentals", type=int, nargs="+", default=[20_000, 1_000_000])
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        default=[(20_000, 3), (1_000_000, 2)],
+        help="RENTALS:RUNS pairs (default: 20000:3 1000000:2).",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_out"))
+    parser.add_argument(
+        "--platform-only", action="store_true", help="Skip the baseline (e.g. for 10,000,000)."
+    )
     args = parser.parse_args()
     ensure_java()
-    import pyspark
-
     env = {
         **os.environ,
         "SPARK_HOME": str(Path(pyspark.__file__).parent),
         "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
     }
     rows = []
-    for rentals in args.rentals:
+    for rentals, runs in args.sizes:
         root = args.out / f"rentals_{rentals}"
         shutil.rmtree(root, ignore_errors=True)
-        logs = root / "logs"
-        logs.mkdir(parents=True)
-        print(f"{rentals:,} rentals", flush=True)
+        (root / "logs").mkdir(parents=True)
+        print(f"{rentals:,} rentals, {runs} run(s) each, in turn", flush=True)
         started = time.monotonic()
         generate(root / "landing", rentals=rentals, seed=42)
-        generation = time.monotonic() - started
-        print(f"  {'generate sample':<34} {generation:8.1f} s", flush=True)
-        baseline = bare_spark(root / "landing", root / "bare_lake", env, logs)
-        full = platform(root / "landing", root / "platform", env, logs)
-        rows.append((rentals, generation, baseline, full))
-    print("\n| rentals | generate (s) | bare Spark jobs (s) | Dagster, whole graph (s) | ratio |")
-    print("|---:|---:|---:|---:|---:|")
-    for rentals, generation, baseline, full in rows:
-        print(
-            f"| {rentals:,} | {generation:.1f} | {baseline:.1f} | {full:.1f} "
-            f"| {full / baseline:.2f} |"
-        )
+        print(f"  {'generate sample':<28} {time.monotonic() - started:7.1f} s", flush=True)
+        platform: list[Measured] = []
+        baseline: list[Measured] = []
+        for run in range(1, runs + 1):
+            commands, platform_env = platform_commands(root / "landing", root / "platform", env)
+            log = root / "logs" / f"platform_{run}.log"
+            platform.append(measured(f"platform #{run}", commands, platform_env, log))
+            if not args.platform_only:
+                commands = baseline_commands(root / "landing", root / "baseline")
+                log = root / "logs" / f"baseline_{run}.log"
+                baseline.append(measured(f"baseline #{run}", commands, env, log))
+        rows.append((rentals, platform, baseline))
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[int, list[Measured], list[Measured]]]) -> None:
+    print(
+        "\n| rentals | runs | platform, median (s) | baseline, median (s) | ratio "
+        "| peak memory, platform | peak memory, baseline | memory ratio |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for rentals, platform, baseline in rows:
+        p_time = statistics.median(m.seconds for m in platform)
+        p_peak = max(m.peak_rss_bytes for m in platform)
+        if baseline:
+            b_time = statistics.median(m.seconds for m in baseline)
+            b_peak = max(m.peak_rss_bytes for m in baseline)
+            cells = [f"{b_time:.1f}", f"**{p_time / b_time:.2f}**", gib(p_peak), gib(b_peak)]
+            cells.append(f"{p_peak / b_peak:.2f}")
+        else:
+            cells = ["-", "-", gib(p_peak), "-", "-"]
+        print(f"| {rentals:,} | {len(platform)} | {p_time:.1f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

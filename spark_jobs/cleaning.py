@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -30,7 +31,8 @@ SOURCE_FILE = "_source_file"
 ROW_ORDER = "_row_order"
 REASON = "_reason"
 DETAIL = "_detail"
-RECORD = "_record"
+FIRST_SEEN = "_first_seen"
+CANDIDATE = "_candidate_key"
 FLAG_COLUMNS = frozenset({"active", "is_active"})
 """Integer flags whose only valid values are 0 and 1."""
 
@@ -41,10 +43,12 @@ class Cleaned:
 
     table: SourceTable
     annotated: DataFrame
+    repeated_keys: DataFrame
+    """Keys that occur more than once among the valid rows, with their first position."""
 
     def cache(self) -> Cleaned:
         """Cache the annotated rows so counting and writing parse the CSV only once."""
-        return Cleaned(self.table, self.annotated.cache())
+        return Cleaned(self.table, self.annotated.cache(), self.repeated_keys)
 
     @property
     def kept(self) -> DataFrame:
@@ -60,13 +64,26 @@ class Cleaned:
             F.col(SOURCE_FILE).alias("source_file"),
             F.col(REASON).alias("reason"),
             F.col(DETAIL).alias("detail"),
-            F.col(RECORD).alias("record"),
+            raw_record(self.table).alias("record"),
         )
 
     def counts(self) -> dict[str | None, int]:
         """Rows per reason; the key None counts the kept rows."""
         rows = self.annotated.groupBy(REASON).count().collect()
         return {row[REASON]: row["count"] for row in rows}
+
+
+def raw_record(table: SourceTable) -> Column:
+    """The raw line as JSON: its values by column (empty ones too), or the malformed line.
+
+    Built only for rejected rows (after the filter), so kept rows never pay for it.
+    """
+    values = F.to_json(
+        F.struct(*[F.col(raw_alias(c.name)).alias(c.name) for c in table.columns]),
+        {"ignoreNullFields": "false"},
+    )
+    line = F.to_json(F.struct(F.col(CORRUPT).alias("line")))
+    return F.when(F.col(CORRUPT).isNotNull(), line).otherwise(values)
 
 
 def read_raw(spark: SparkSession, table: SourceTable, path: str) -> DataFrame:
@@ -166,70 +183,123 @@ RULES: dict[str, list[Rule]] = {
 """Table rules: (reason, condition on typed columns that marks a bad row, detail)."""
 
 
-def clean(table: SourceTable, raw: DataFrame) -> Cleaned:
-    """Split raw rows (from ``read_raw``) into typed kept rows and rejected rows."""
+def _any(conditions: list[Column]) -> Column:
+    return reduce(Column.__or__, conditions, F.lit(False))
+
+
+def annotate(table: SourceTable, raw: DataFrame) -> DataFrame:
+    """Every raw row typed, with its first failing reason and detail (null when it is valid).
+
+    Reasons are decided on boolean conditions; the detail text is only built for the rows a
+    reason applies to, so a valid row costs its parses and nothing more.
+    """
     text = {c.name: _trimmed(c.name) for c in table.columns}
     typed = {c.name: parse_value(c, text[c.name]) for c in table.columns}
-    missing = _failures(
-        [(text[c.name].isNull(), f"{c.name} is empty") for c in table.columns if c.required]
-    )
-    unparseable = _failures(
-        [
-            (
-                text[c.name].isNotNull() & typed[c.name].isNull(),
-                f"{c.name} is not a valid {c.type}{f' ({c.format})' if c.format else ''}",
-            )
-            for c in table.columns
-            if c.type != "string"
-        ]
-    )
-    reason: Column = F.when(F.col(CORRUPT).isNotNull(), F.lit(RejectReason.MALFORMED_LINE.value))
-    detail: Column = F.when(
-        F.col(CORRUPT).isNotNull(), F.lit(f"expected {len(table.columns)} fields")
-    )
-    for code, message in (
+    missing = [(text[c.name].isNull(), f"{c.name} is empty") for c in table.columns if c.required]
+    unparseable = [
+        (
+            text[c.name].isNotNull() & typed[c.name].isNull(),
+            f"{c.name} is not a valid {c.type}{f' ({c.format})' if c.format else ''}",
+        )
+        for c in table.columns
+        if c.type != "string"
+    ]
+    malformed = F.col(CORRUPT).isNotNull()
+    reason: Column = F.when(malformed, F.lit(RejectReason.MALFORMED_LINE.value))
+    detail: Column = F.when(malformed, F.lit(f"expected {len(table.columns)} fields"))
+    for code, checks in (
         (RejectReason.MISSING_REQUIRED_VALUE, missing),
         (RejectReason.UNPARSEABLE_VALUE, unparseable),
     ):
-        reason = reason.when(message.isNotNull(), F.lit(code.value))
-        detail = detail.when(message.isNotNull(), message)
+        if not checks:
+            continue
+        failed = _any([condition for condition, _ in checks])
+        reason = reason.when(failed, F.lit(code.value))
+        detail = detail.when(failed, _failures(checks))
     for code, condition, message in RULES.get(table.name, []):
         failed = F.coalesce(condition(typed), F.lit(False))
         reason = reason.when(failed, F.lit(code.value))
         detail = detail.when(failed, F.lit(message))
-
-    annotated = raw.select(
+    return raw.select(
         *[typed[c.name].alias(c.name) for c in table.columns],
-        F.when(F.col(CORRUPT).isNotNull(), F.to_json(F.struct(F.col(CORRUPT).alias("line"))))
-        .otherwise(
-            F.to_json(
-                F.struct(*[F.col(c.name) for c in table.columns]),
-                {"ignoreNullFields": "false"},
-            )
-        )
-        .alias(RECORD),
+        *[F.col(c.name).alias(raw_alias(c.name)) for c in table.columns],
         F.col(CORRUPT),
         F.col(SOURCE_FILE),
         F.col(ROW_ORDER),
         reason.alias(REASON),
         detail.alias(DETAIL),
     )
-    first_seen = Window.partitionBy(table.key, F.col(REASON).isNull()).orderBy(
-        SOURCE_FILE, ROW_ORDER
+
+
+def clean(table: SourceTable, raw: DataFrame) -> Cleaned:
+    """Split raw rows (from ``read_raw``) into typed kept rows and rejected rows."""
+    repeated = repeated_keys(table, raw)
+    return Cleaned(table, mark_duplicates(annotate(table, raw), repeated, table.key), repeated)
+
+
+def raw_alias(name: str) -> str:
+    """Where the untouched raw string of a column travels beside its typed value."""
+    return f"_raw_{name}"
+
+
+def _position() -> Column:
+    """A row's place in the input: source file, then order within it."""
+    return F.struct(F.col(SOURCE_FILE), F.col(ROW_ORDER))
+
+
+def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
+    """Keys occurring more than once among the valid rows, with the first position of each.
+
+    Two cheap passes instead of a window over every row (which shuffles and sorts the whole
+    table with all its columns, the cost that dominated the transform): a grouped count of
+    the parsed key alone finds the keys seen more than once in any row; only the rows holding
+    such a key are then fully validated, and the first valid position is kept per key. The
+    result is small (repeated keys only) and broadcast by ``mark_duplicates``.
+    """
+    key = table.key
+    column = next(c for c in table.columns if c.name == key)
+    key_value = parse_value(column, _trimmed(key))
+    seen_twice = (
+        raw.select(key_value.alias(CANDIDATE))
+        .where(F.col(CANDIDATE).isNotNull())
+        .groupBy(CANDIDATE)
+        .count()
+        .where(F.col("count") > 1)
+        .select(CANDIDATE)
     )
-    is_duplicate = F.col(REASON).isNull() & (F.row_number().over(first_seen) > 1)
-    annotated = annotated.withColumns(
-        {
-            REASON: F.when(is_duplicate, F.lit(RejectReason.DUPLICATE_KEY.value)).otherwise(
-                F.col(REASON)
-            ),
-            DETAIL: F.when(
-                is_duplicate,
-                F.concat(F.lit(f"{table.key} "), F.col(table.key).cast("string"), F.lit(" seen")),
-            ).otherwise(F.col(DETAIL)),
-        }
+    candidates = raw.withColumn(CANDIDATE, key_value).join(
+        F.broadcast(seen_twice), CANDIDATE, "left_semi"
     )
-    return Cleaned(table, annotated)
+    return (
+        annotate(table, candidates.drop(CANDIDATE))
+        .where(F.col(REASON).isNull())
+        .groupBy(key)
+        .agg(F.count(F.lit(1)).alias("_n"), F.min(_position()).alias(FIRST_SEEN))
+        .where(F.col("_n") > 1)
+        .select(key, FIRST_SEEN)
+    )
+
+
+def mark_duplicates(annotated: DataFrame, repeated: DataFrame, key: str) -> DataFrame:
+    """Reject as ``duplicate_key`` every otherwise valid row whose key was seen earlier.
+
+    "Earlier" is (source file, row order); ``repeated`` (from ``repeated_keys``) is broadcast
+    and joined back on the key, so the wide rows are never shuffled.
+    """
+    position = _position()
+    joined = annotated.join(F.broadcast(repeated), key, "left")
+    is_duplicate = (
+        F.col(REASON).isNull() & F.col(FIRST_SEEN).isNotNull() & (position != F.col(FIRST_SEEN))
+    )
+    return joined.select(
+        *[c for c in annotated.columns if c not in (REASON, DETAIL)],
+        F.when(is_duplicate, F.lit(RejectReason.DUPLICATE_KEY.value))
+        .otherwise(F.col(REASON))
+        .alias(REASON),
+        F.when(is_duplicate, F.concat(F.lit(f"{key} "), F.col(key).cast("string"), F.lit(" seen")))
+        .otherwise(F.col(DETAIL))
+        .alias(DETAIL),
+    )
 
 
 def with_rental_derivations(rentals: DataFrame) -> DataFrame:

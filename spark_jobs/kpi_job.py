@@ -76,10 +76,18 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
             reporter.check(f"{Zone.KPI}/{name}", check, outcome)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = cli.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--tables", help="Comma-separated KPI table names (default: all seven).")
-    cli.run_job("car-rental-kpis", parser, run, argv)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return cli.parse(parser(), argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.run_job("car-rental-kpis", parser(), run, argv)
 
 
 if __name__ == "__main__":

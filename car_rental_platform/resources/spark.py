@@ -1,34 +1,42 @@
-"""Run a ``spark_jobs`` script and bring its results back through Dagster Pipes.
+"""Run a ``spark_jobs`` job and bring its results back to Dagster.
 
-``LocalSparkRunner`` runs it with ``spark-submit`` in ``local[*]`` mode on this machine;
-the AWS runner submits the very same file as an EMR step. One Spark application per job, so a
-run starts one JVM for the processed tables and one for all the KPI tables it needs, not one
-per asset.
+``LocalSparkRunner`` runs on this machine in ``local[*]`` mode, by default inside the run's own
+process: one SparkSession (dagster-pyspark's ``LazyPySparkResource``) serves every Spark step
+of the run, so the transform and the KPI work share one warm JVM. With ``mode="spark_submit"``
+it launches the very same script with ``spark-submit``, as the AWS runner does on EMR. Both
+modes call the job module's own ``run(spark, args, reporter)``; only the reporter differs.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
+from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
 import spark_jobs
 from car_rental_platform.java import ensure_java
+from spark_jobs.quality import CheckOutcome
+from spark_jobs.reporting import pipes_metadata
+from spark_jobs.session import SESSION_CONF
 
 SPARK_JOBS_DIR = Path(spark_jobs.__file__).parent
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 SPARK_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (?P<level>WARN|ERROR|FATAL|INFO) (?P<logger>\S+): ")
 TAIL_LINES = 40
 TAIL_LINE_CHARS = 600
+ERROR_CHARS = 4000
 
 PipesResult = dg.MaterializeResult | dg.AssetCheckResult
 
@@ -64,43 +72,53 @@ class SparkRunner(dg.ConfigurableResource, ABC):
         """Run ``spark_jobs/<script>`` with ``args``; raise SparkJobError when it fails."""
 
 
-class LocalSparkRunner(SparkRunner):
-    """``spark-submit --master local[*]`` from the installed PySpark: no cluster, no AWS."""
+def local_spark_config(
+    *,
+    master: str = "local[*]",
+    driver_memory: str = "2g",
+    shuffle_partitions: int = 4,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The Spark configuration of local runs, in both modes (one source for both).
 
-    master: str = Field(default="local[*]", description="Spark master URL.")
-    driver_memory: str = Field(default="4g", description="Driver (and executor) memory.")
-    shuffle_partitions: int = Field(
-        default=8,
-        description="spark.sql.shuffle.partitions; a few per core suits one machine.",
+    Measured on 2 cores (see the README's benchmark): 4 shuffle partitions suit one machine;
+    a 2 GiB heap holds 10,000,000 rentals because nothing wide is cached; the default JIT (C2)
+    beats C1-only once the JVM lives for the whole run.
+    """
+    return {
+        "spark.master": master,
+        "spark.driver.memory": driver_memory,
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.debug.maxToStringFields": "200",
+        **SESSION_CONF,
+        **(extra or {}),
+    }
+
+
+class LocalSparkRunner(SparkRunner):
+    """Spark in ``local[*]`` mode: no cluster, no AWS."""
+
+    mode: Literal["in_process", "spark_submit"] = Field(
+        default="in_process",
+        description="in_process: the jobs run in this process's SparkSession, one JVM for the "
+        "whole run. spark_submit: one spark-submit application per job, as on EMR.",
     )
-    spark_conf: dict[str, str] = Field(
-        default_factory=dict, description="Extra --conf settings, e.g. spark.driver.cores."
-    )
-    driver_java_options: str = Field(
-        default="-XX:TieredStopAtLevel=1",
-        description="JVM options of the driver. The default (C1 JIT only) starts short local "
-        "jobs faster: measured 5 s less per job at 20,000 and at 1,000,000 rentals.",
+    pyspark: LazyPySparkResource = Field(
+        description="Owns the run's SparkSession; its spark_config is also what spark-submit "
+        "is given, so both modes run with the same settings.",
     )
 
     def command(self, script: str, args: Sequence[str]) -> list[str]:
+        """The spark-submit command line of ``spark_jobs/<script>``."""
         import pyspark
 
         spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-        conf = {
-            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.sql.debug.maxToStringFields": "200",
-            **self.spark_conf,
-        }
+        conf = {key: str(value) for key, value in self.pyspark.spark_config.items()}
         return [
             str(spark_submit),
-            "--master",
-            self.master,
-            "--driver-memory",
-            self.driver_memory,
-            "--driver-java-options",
-            f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} {self.driver_java_options}".strip(),
             *[item for key, value in conf.items() for item in ("--conf", f"{key}={value}")],
             str(SPARK_JOBS_DIR / script),
             *args,
@@ -113,9 +131,36 @@ class LocalSparkRunner(SparkRunner):
         script: str,
         args: Sequence[str],
     ) -> list[PipesResult]:
+        ensure_java()
+        if self.mode == "spark_submit":
+            return self._spark_submit(context, script, args)
+        return self._in_process(context, script, args)
+
+    def _in_process(
+        self, context: dg.AssetExecutionContext, script: str, args: Sequence[str]
+    ) -> list[PipesResult]:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        job = importlib.import_module(f"{spark_jobs.__name__}.{Path(script).stem}")
+        context.log.info(f"{script} {' '.join(args)} (in-process SparkSession)")
+        spark = self.pyspark.spark_session
+        spark.sparkContext.setLogLevel("WARN")
+        reporter = DagsterReporter(context)
+        with cancelling_spark_on_interrupt(spark):
+            try:
+                job.run(spark, job.parse_args(list(args)), reporter)
+            except (SystemExit, Exception) as exc:
+                message = str(exc)[-ERROR_CHARS:]
+                raise SparkJobError(
+                    description=f"Spark job {script} failed: {message}",
+                    metadata={"error": dg.MetadataValue.text(message)},
+                ) from exc
+        return reporter.results
+
+    def _spark_submit(
+        self, context: dg.AssetExecutionContext, script: str, args: Sequence[str]
+    ) -> list[PipesResult]:
         import pyspark
 
-        ensure_java()
         command = self.command(script, args)
         env = {
             **os.environ,
@@ -132,6 +177,65 @@ class LocalSparkRunner(SparkRunner):
             env.update(session.get_bootstrap_env_vars())
             run_forwarding_logs(command, env=env, log=context.log, job=script)
         return list(session.get_results())
+
+
+@contextmanager
+def cancelling_spark_on_interrupt(spark: Any) -> Iterator[None]:
+    """Cancel the session's running Spark jobs when the step is interrupted or fails.
+
+    A cancelled Dagster run interrupts the step; without this, the in-process JVM would go
+    on computing (and writing) after the run has ended.
+    """
+    try:
+        yield
+    except BaseException:
+        spark.sparkContext.cancelAllJobs()
+        raise
+
+
+class DagsterReporter:
+    """The jobs' ``Reporter`` inside Dagster's own process: the results Pipes would bring.
+
+    Metadata takes the same shape as over Pipes (``pipes_metadata``: ``{raw_value, type}``
+    for markdown and JSON), so a materialization looks the same in both modes.
+    """
+
+    def __init__(self, context: dg.AssetExecutionContext) -> None:
+        self._context = context
+        self.results: list[PipesResult] = []
+
+    def log(self, message: str) -> None:
+        self._context.log.info(message)
+
+    def report(self, asset_key: str, metadata: Mapping[str, Any]) -> None:
+        self.results.append(
+            dg.MaterializeResult(
+                asset_key=dg.AssetKey.from_user_string(asset_key),
+                metadata=typed_metadata(metadata),
+            )
+        )
+
+    def check(self, asset_key: str, name: str, outcome: CheckOutcome) -> None:
+        self.results.append(
+            dg.AssetCheckResult(
+                asset_key=dg.AssetKey.from_user_string(asset_key),
+                check_name=str(name),
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity(outcome.severity),
+                metadata=typed_metadata(outcome.metadata),
+            )
+        )
+
+
+METADATA_TYPES = {"md": dg.MetadataValue.md, "json": dg.MetadataValue.json}
+
+
+def typed_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata as Pipes delivers it: typed markdown and JSON, plain values as they are."""
+    return {
+        key: METADATA_TYPES[value["type"]](value["raw_value"]) if isinstance(value, dict) else value
+        for key, value in pipes_metadata(metadata).items()
+    }
 
 
 def run_forwarding_logs(
