@@ -44,13 +44,23 @@ EMR_SERVICE_ROLE = f"{PROJECT}-emr-service-role"
 """Role EMR assumes to launch and manage the cluster's EC2 resources (``ServiceRole``)."""
 EMR_INSTANCE_ROLE = f"{PROJECT}-emr-ec2-role"
 """Role of the cluster's EC2 instances: what Spark steps may touch."""
-EMR_INSTANCE_PROFILE = f"{PROJECT}-emr-ec2-profile"
-"""Instance profile wrapping ``EMR_INSTANCE_ROLE`` (``JobFlowRole`` of ``run_job_flow``)."""
+EMR_INSTANCE_PROFILE = EMR_INSTANCE_ROLE
+"""Instance profile wrapping ``EMR_INSTANCE_ROLE`` (``JobFlowRole`` of ``run_job_flow``).
+
+Named like its role: EMR documents that a profile named otherwise fails at launch with
+"invalid instance profile".
+"""
+LEGACY_INSTANCE_PROFILES = (f"{PROJECT}-emr-ec2-profile",)
+"""Profile names earlier versions created for ``EMR_INSTANCE_ROLE``; a run removes them."""
 GLUE_CRAWLER_ROLE = f"{PROJECT}-glue-crawler-role"
 DAGSTER_RUNNER_POLICY = f"{PROJECT}-dagster-runner"
 """Customer managed policy for whatever principal runs the Dagster deployment."""
 DAGSTER_RUNNER_ROLE = f"{PROJECT}-dagster-runner"
 """Optional role with ``DAGSTER_RUNNER_POLICY``, created when a trusted principal is given."""
+EMR_CLEANUP_SERVICE_ROLE = "AWSServiceRoleForEMRCleanup"
+"""Service-linked role EMR creates with the first cluster of an account (it needs the caller's
+``iam:CreateServiceLinkedRole``)."""
+EMR_SERVICE_NAMES = ("elasticmapreduce.amazonaws.com", "elasticmapreduce.amazonaws.com.cn")
 
 PIPES_PREFIX = "dagster_pipes"
 """Prefix where Dagster Pipes exchanges context and messages with EMR steps."""
@@ -169,6 +179,14 @@ def list_prefix_condition(prefixes: Sequence[str]) -> dict[str, Any]:
 
 def role_arn(name: str, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:role/{name}"
+
+
+def emr_cleanup_role_arn(account: str, partition: str = "aws") -> str:
+    """The ARN pattern AWS documents for EMR's cleanup service-linked role (any EMR endpoint)."""
+    return (
+        f"arn:{partition}:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*/"
+        f"{EMR_CLEANUP_SERVICE_ROLE}*"
+    )
 
 
 def glue_catalog_arns(
@@ -363,12 +381,40 @@ def dagster_runner_policy(
             [emr_cluster],
             {"StringEquals": {tag_key: PROJECT}},
         ),
-        # RunJobFlow hands both EMR roles to EMR; no other role can be passed, to no other service.
+        # RunJobFlow passes the service role to EMR and the instance role to EC2 (AWS's
+        # AmazonEMRFullAccessPolicy_v2 conditions them so); no other role, to no other service.
         allow(
-            "PassEmrRolesToEmr",
+            "PassEmrServiceRoleToEmr",
             ["iam:PassRole"],
-            [role_arn(name, account, partition) for name in (EMR_SERVICE_ROLE, EMR_INSTANCE_ROLE)],
-            {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}},
+            [role_arn(EMR_SERVICE_ROLE, account, partition)],
+            {"StringLike": {"iam:PassedToService": "elasticmapreduce.amazonaws.com*"}},
+        ),
+        allow(
+            "PassEmrInstanceRoleToEc2",
+            ["iam:PassRole"],
+            [role_arn(EMR_INSTANCE_ROLE, account, partition)],
+            {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}},
+        ),
+        # Tags given to RunJobFlow are authorized as AddTags; only with the project tag.
+        allow(
+            "TagProjectClusters",
+            ["elasticmapreduce:AddTags"],
+            [emr_cluster],
+            {"StringEquals": {request_tag_key: PROJECT}},
+        ),
+        # Transient clusters carry an idle auto-termination policy, set during RunJobFlow. The
+        # action knows no condition key usable at launch (the cluster has no tags yet to test).
+        allow(
+            "SetAutoTerminationOfClusters",
+            ["elasticmapreduce:PutAutoTerminationPolicy"],
+            [emr_cluster],
+        ),
+        # The first cluster of an account creates EMR's cleanup service-linked role.
+        allow(
+            "CreateEmrCleanupServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            [emr_cleanup_role_arn(account, partition)],
+            {"StringLike": {"iam:AWSServiceName": list(EMR_SERVICE_NAMES)}},
         ),
         # Creating or updating a crawler hands it the crawler role.
         allow(
@@ -377,18 +423,19 @@ def dagster_runner_policy(
             [role_arn(GLUE_CRAWLER_ROLE, account, partition)],
             {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}},
         ),
-        # The catalog assets create (when missing), update, start, stop and wait for the
-        # project's crawlers.
+        # The catalog assets update, start, stop and wait for the project's crawlers.
         allow(
             "RunProjectCrawlers",
-            [
-                "glue:StartCrawler",
-                "glue:StopCrawler",
-                "glue:GetCrawler",
-                "glue:CreateCrawler",
-                "glue:UpdateCrawler",
-            ],
+            ["glue:StartCrawler", "glue:StopCrawler", "glue:GetCrawler", "glue:UpdateCrawler"],
             [crawlers],
+        ),
+        # CreateCrawler has no resource type (AWS authorizes it on "*" only); its condition key
+        # aws:RequestTag limits it to crawlers created with the project tag.
+        allow(
+            "CreateProjectCrawlers",
+            ["glue:CreateCrawler"],
+            ["*"],
+            {"StringEquals": {f"aws:RequestTag/{PROJECT_TAG_KEY}": PROJECT}},
         ),
         # The catalog and the IO manager create the database when it is missing.
         allow(
@@ -449,6 +496,8 @@ class RoleSpec:
     inline_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     managed_policy_arns: tuple[str, ...] = ()
     instance_profile: str | None = None
+    legacy_instance_profiles: tuple[str, ...] = ()
+    """Profiles of this role under old names: deleted, so the role is in one profile only."""
 
 
 @dataclass(frozen=True)
@@ -507,6 +556,7 @@ def desired_state(
                 )
             },
             instance_profile=EMR_INSTANCE_PROFILE,
+            legacy_instance_profiles=LEGACY_INSTANCE_PROFILES,
         ),
         RoleSpec(
             GLUE_CRAWLER_ROLE,
@@ -641,6 +691,8 @@ def ensure_role(iam: BaseClient, plan: Plan, spec: RoleSpec) -> None:
     _ensure_attached_policies(iam, plan, spec, exists=exists)
     if spec.instance_profile:
         ensure_instance_profile(iam, plan, spec.instance_profile, spec.name)
+    for legacy in spec.legacy_instance_profiles:
+        remove_instance_profile(iam, plan, legacy)
 
 
 def _ensure_inline_policies(iam: BaseClient, plan: Plan, spec: RoleSpec, *, exists: bool) -> None:
@@ -734,6 +786,29 @@ def ensure_instance_profile(iam: BaseClient, plan: Plan, profile: str, role: str
             f"{profile} <- {role}",
             lambda: iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role),
         )
+
+
+def remove_instance_profile(iam: BaseClient, plan: Plan, profile: str) -> None:
+    """Delete a profile this project created under a name it no longer uses."""
+    found = get_or_none(iam.get_instance_profile, {_NOT_FOUND}, InstanceProfileName=profile)
+    if found is None:
+        return
+    for role in found["InstanceProfile"]["Roles"]:
+        plan.change(
+            "detach",
+            "iam instance profile role",
+            f"{profile} <- {role['RoleName']}",
+            lambda name=role["RoleName"]: iam.remove_role_from_instance_profile(
+                InstanceProfileName=profile, RoleName=name
+            ),
+        )
+    plan.change(
+        "delete",
+        "iam instance profile",
+        profile,
+        lambda: iam.delete_instance_profile(InstanceProfileName=profile),
+        detail="renamed to its role's name",
+    )
 
 
 # --- CLI ------------------------------------------------------------------------------------

@@ -107,6 +107,24 @@ def test_instance_profile_holding_another_role_is_fixed(aws_env: AwsEnv) -> None
     assert [r["RoleName"] for r in roles] == [iam.EMR_INSTANCE_ROLE]
 
 
+def test_the_instance_profile_is_named_like_its_role_and_the_old_name_goes(
+    aws_env: AwsEnv,
+) -> None:
+    client = aws_env.client("iam")
+    _iam_main(aws_env)
+    (legacy,) = iam.LEGACY_INSTANCE_PROFILES
+    client.create_instance_profile(InstanceProfileName=legacy)
+    client.add_role_to_instance_profile(InstanceProfileName=legacy, RoleName=iam.EMR_INSTANCE_ROLE)
+
+    _iam_main(aws_env)
+
+    profiles = client.list_instance_profiles_for_role(RoleName=iam.EMR_INSTANCE_ROLE)
+    names = [p["InstanceProfileName"] for p in profiles["InstanceProfiles"]]
+    assert names == [iam.EMR_INSTANCE_ROLE]
+    with pytest.raises(client.exceptions.NoSuchEntityException):
+        client.get_instance_profile(InstanceProfileName=legacy)
+
+
 def test_runner_role_trusts_the_given_principal(aws_env: AwsEnv) -> None:
     principal = f"arn:aws:iam::{ACCOUNT}:role/dagster-ecs-task"
     _iam_main(aws_env, "--runner-principal-arn", principal)

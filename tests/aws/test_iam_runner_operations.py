@@ -136,6 +136,18 @@ def test_the_evaluator_refuses_what_the_policy_does_not_grant() -> None:
             {"elasticmapreduce:ResourceTag/project": "another-project"},
         ),
         Request("elasticmapreduce:RunJobFlow", "*"),
+        Request("elasticmapreduce:AddTags", cluster, {"elasticmapreduce:RequestTag/project": "x"}),
+        Request("glue:CreateCrawler", "*"),
+        Request(
+            "iam:PassRole",
+            EXAMPLE.role("car-rental-emr-ec2-role"),
+            {"iam:PassedToService": "elasticmapreduce.amazonaws.com"},
+        ),
+        Request(
+            "iam:CreateServiceLinkedRole",
+            "arn:aws:iam::111122223333:role/aws-service-role/glue.amazonaws.com/AWSServiceRoleForGlue",
+            {"iam:AWSServiceName": "glue.amazonaws.com"},
+        ),
         Request(
             "iam:PassRole",
             EXAMPLE.role("car-rental-glue-crawler-role"),

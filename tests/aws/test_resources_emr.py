@@ -261,7 +261,7 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     assert cluster["LogUri"] == f"s3://{bucket}/logs/emr/"
     assert cluster["StepConcurrencyLevel"] == 4
     assert cluster["ServiceRole"] == "car-rental-emr-service-role"
-    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "car-rental-emr-ec2-profile"
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "car-rental-emr-ec2-role"
     assert [app["Name"] for app in cluster["Applications"]] == ["Spark"]
     assert {"Key": "dagster-run-id", "Value": result.run_id} in cluster["Tags"]
     assert {"Key": "project", "Value": "car-rental"} in cluster["Tags"]
