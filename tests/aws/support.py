@@ -95,6 +95,13 @@ def moto_glue(region: str = "us-east-1") -> Any:
     return glue_backends[DEFAULT_ACCOUNT_ID][region]
 
 
+def moto_emr_cluster(cluster_id: str, region: str = "us-east-1") -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.emr.models import emr_backends
+
+    return emr_backends[DEFAULT_ACCOUNT_ID][region].clusters[cluster_id]
+
+
 def put_object(bucket: str, key: str, body: bytes) -> None:
     moto_s3().put_object(bucket, key, body)
 

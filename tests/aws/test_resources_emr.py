@@ -25,11 +25,14 @@ Pipes reader polling S3 once a second.
 """
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import dagster as dg
 import pytest
+from botocore.stub import Stubber
 from moto.core.exceptions import ServiceException
 from moto.emr import models as emr_models
 
@@ -42,10 +45,11 @@ from car_rental_platform.resources.aws import (
     EmrTimeoutError,
     S3Lake,
 )
+from car_rental_platform.resources.aws.emr import EmrJobs
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
 from infra_scripts.code_bundle import bootstrap_key, build_bundle
 from infra_scripts.emr_cluster import run_job_flow_request
-from tests.aws.support import AwsEnv, FakeEmr
+from tests.aws.support import AwsEnv, FakeEmr, moto_emr_cluster
 
 TERMINATED = ("TERMINATING", "TERMINATED")
 
@@ -378,6 +382,83 @@ def test_cluster_terminated_with_errors_fails_the_step_with_its_reason(
     assert f"EMR step {step_id} (kpi_job.py) on cluster {cluster_id} ended PENDING" in message
     assert "cluster TERMINATED_WITH_ERRORS: The master node was terminated by user." in message
     assert "(stderr not in S3 after waiting 0s)" in message
+
+
+def test_a_cluster_that_fails_to_start_fails_the_step_with_the_clusters_reason(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    """EMR cancels the steps of a cluster that never started; only the cluster says why.
+
+    No step is played here: moto's cluster is put in the state EMR leaves it in (moto reports a
+    StateChangeReason's Message, not its Code: the next test covers the Code).
+    """
+    cluster_id = _long_running_cluster(aws_env)
+    jobs = _runner(aws_env, cluster_id=cluster_id).get_client()
+    step_id = jobs.submit_step(cluster_id=cluster_id, name="kpi_job.py", args=["spark-submit"])
+    cluster = moto_emr_cluster(cluster_id, aws_env.region)
+    cluster.state = "TERMINATED_WITH_ERRORS"
+    cluster.last_state_change_reason = "Master instance failed: bootstrap action 1 returned 1"
+    for step in cluster.steps:
+        step.state = "CANCELLED"
+
+    with pytest.raises(EmrStepError) as raised:
+        jobs.wait_for_step(cluster_id=cluster_id, step_id=step_id, log=dg.get_dagster_logger())
+
+    message = str(raised.value)
+    assert f"EMR step {step_id} (kpi_job.py) on cluster {cluster_id} ended CANCELLED" in message
+    assert (
+        "cluster TERMINATED_WITH_ERRORS: Master instance failed: bootstrap action 1 returned 1"
+        in message
+    )
+    assert "no reason given" not in message
+    assert "(the step never started: it has no logs)" in message
+    assert raised.value.metadata["cluster_state_change_reason"].value == (
+        "Master instance failed: bootstrap action 1 returned 1"
+    )
+
+
+def test_the_clusters_reason_code_and_message_are_both_quoted(aws_env: AwsEnv) -> None:
+    """What real EMR answers for a cluster it could not start (botocore's Stubber plays EMR)."""
+    runner = _runner(aws_env, cluster_id="j-1")
+    emr = botocore.session.get_session().create_client("emr", region_name=aws_env.region)
+    jobs = EmrJobs(runner, emr=emr, s3=aws_env.client("s3"))
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    with Stubber(emr) as stub:
+        stub.add_response(
+            "describe_step",
+            {
+                "Step": {
+                    "Id": "s-1",
+                    "Name": "kpi_job.py",
+                    "Status": {"State": "CANCELLED", "Timeline": {"CreationDateTime": when}},
+                }
+            },
+        )
+        stub.add_response(
+            "describe_cluster",
+            {
+                "Cluster": {
+                    "Id": "j-1",
+                    "Name": "car-rental-transient-1",
+                    "Status": {
+                        "State": "TERMINATED_WITH_ERRORS",
+                        "StateChangeReason": {
+                            "Code": "VALIDATION_ERROR",
+                            "Message": "Invalid InstanceProfile: car-rental-emr-ec2-profile.",
+                        },
+                    },
+                }
+            },
+        )
+        with pytest.raises(EmrStepError) as raised:
+            jobs.wait_for_step(cluster_id="j-1", step_id="s-1", log=dg.get_dagster_logger())
+
+    message = str(raised.value)
+    assert "EMR step s-1 (kpi_job.py) on cluster j-1 ended CANCELLED after" in message
+    assert (
+        "s. cluster TERMINATED_WITH_ERRORS: VALIDATION_ERROR: "
+        "Invalid InstanceProfile: car-rental-emr-ec2-profile." in message
+    )
 
 
 class Throttled(ServiceException):

@@ -337,7 +337,8 @@ class EmrJobs:
         state = cluster["Status"]["State"]
         if state in CLUSTER_ENDED_STATES:
             raise EmrClusterError(
-                description=f"EMR cluster {cluster_id} is {state}: {_reason(cluster['Status'])}",
+                description=f"EMR cluster {cluster_id} is {state}: "
+                f"{_reason(cluster['Status']) or 'no reason given'}",
                 metadata={"emr_cluster_id": cluster_id, "state": state},
             )
         return cluster_id
@@ -460,10 +461,15 @@ class EmrJobs:
                 last_state = state
             if state == STEP_DONE:
                 return _step_run(cluster_id, step)
-            if state in STEP_FAILED_STATES:
-                raise self._step_error(cluster_id, step, deadline)
             cluster = self._describe_cluster(cluster_id)
-            if cluster["Status"]["State"] in CLUSTER_ENDED_STATES:
+            cluster_ended = cluster["Status"]["State"] in CLUSTER_ENDED_STATES
+            if state in STEP_FAILED_STATES:
+                # A cluster that fails to start (bootstrap, permissions, capacity) cancels its
+                # steps: then only the cluster's StateChangeReason says why.
+                raise self._step_error(
+                    cluster_id, step, deadline, cluster=cluster if cluster_ended else None
+                )
+            if cluster_ended:
                 raise self._step_error(cluster_id, step, deadline, cluster=cluster)
             if deadline.expired:
                 raise EmrTimeoutError(
@@ -503,11 +509,15 @@ class EmrJobs:
         step_id = step["Id"]
         status = step["Status"]
         failure = status.get("FailureDetails") or {}
+        step_reason = _reason(status)
         reasons = [
             f"{key}: {failure[key]}" for key in ("Reason", "Message") if failure.get(key)
-        ] or [_reason(status)]
+        ] or ([step_reason] if step_reason else [])
+        cluster_reason = ""
         if cluster is not None:
-            reasons.append(f"cluster {cluster['Status']['State']}: {_reason(cluster['Status'])}")
+            cluster_reason = _reason(cluster["Status"]) or "no reason given"
+            reasons.append(f"cluster {cluster['Status']['State']}: {cluster_reason}")
+        reasons = reasons or ["no reason given"]
         if status.get("Timeline", {}).get("StartDateTime"):
             log_uri, tail = self.stderr_tail(
                 cluster_id=cluster_id, step_id=step_id, log_file=failure.get("LogFile")
@@ -526,6 +536,7 @@ class EmrJobs:
                 "emr_cluster_id": cluster_id,
                 "emr_step_id": step_id,
                 "state": status["State"],
+                "cluster_state_change_reason": cluster_reason,
                 "stderr_uri": log_uri or "",
                 "stderr_tail": dg.MetadataValue.text(tail),
             },
@@ -598,9 +609,9 @@ class EmrJobs:
 
 
 def _reason(status: Mapping[str, Any]) -> str:
+    """``CODE: Message`` of a StateChangeReason; empty when EMR gave none."""
     reason = status.get("StateChangeReason") or {}
-    text = " ".join(str(reason[k]) for k in ("Code", "Message") if reason.get(k))
-    return text or "no reason given"
+    return ": ".join(str(reason[k]) for k in ("Code", "Message") if reason.get(k))
 
 
 def _step_run(cluster_id: str, step: Mapping[str, Any]) -> StepRun:
