@@ -162,6 +162,7 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
     assert call.pipes_context["asset_keys"] == ["kpi/daily_metrics"]
     assert call.pipes_context["run_id"] == result.run_id
     assert call.pipes_messages["bucket"] == bucket
+    assert call.pipes_messages["region"] == aws_env.region
     assert call.pipes_messages["key_prefix"].startswith(f"dagster_pipes/{result.run_id}/")
     step = aws_env.client("emr").describe_step(ClusterId=cluster_id, StepId=call.step_id)["Step"]
     assert step["Config"]["Jar"] == "command-runner.jar"

@@ -136,16 +136,25 @@ class EmrClusterTemplate(dg.Config):
 
 
 class RunScopedS3MessageReader(PipesS3MessageReader):
-    """``PipesS3MessageReader`` whose chunks live under a fixed prefix (one per run)."""
+    """``PipesS3MessageReader`` whose chunks live under a fixed prefix (one per run).
 
-    def __init__(self, *, key_prefix: str, **kwargs: Any) -> None:
+    The parameters also carry the bucket's ``region``, for the job's S3 client
+    (``spark_jobs.reporting``): boto3 on an EMR node has no default region.
+    """
+
+    def __init__(self, *, key_prefix: str, region: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._key_prefix = key_prefix.strip("/")
+        self._region = region
 
     @contextmanager
     def get_params(self) -> Iterator[dict[str, Any]]:
         with super().get_params() as params:
-            yield {**params, "key_prefix": f"{self._key_prefix}/{params['key_prefix']}"}
+            yield {
+                **params,
+                "key_prefix": f"{self._key_prefix}/{params['key_prefix']}",
+                "region": self._region,
+            }
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,7 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
             client=jobs.s3,
             interval=self.pipes_poll_interval_seconds,
             key_prefix=f"{self.pipes_prefix}/{context.run_id}",
+            region=jobs.region,
         )
         with dg.open_pipes_session(
             context=context,
