@@ -57,6 +57,13 @@ DAGSTER_RUNNER_POLICY = f"{PROJECT}-dagster-runner"
 """Customer managed policy for whatever principal runs the Dagster deployment."""
 DAGSTER_RUNNER_ROLE = f"{PROJECT}-dagster-runner"
 """Optional role with ``DAGSTER_RUNNER_POLICY``, created when a trusted principal is given."""
+GITHUB_ACTIONS_ROLE = f"{PROJECT}-github-actions"
+"""Role the CI workflow (.github/workflows/aws-materialize.yml) assumes through GitHub's OIDC."""
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
+"""The audience configure-aws-credentials asks GitHub's token for."""
+CI_SESSION_SECONDS = 6 * 3600
+"""The workflow's timeout (360 minutes): its credentials must not expire before the job does."""
 EMR_CLEANUP_SERVICE_ROLE = "AWSServiceRoleForEMRCleanup"
 """Service-linked role EMR creates with the first cluster of an account (it needs the caller's
 ``iam:CreateServiceLinkedRole``)."""
@@ -159,6 +166,38 @@ def principal_trust_policy(principal_arn: str) -> dict[str, Any]:
             "Effect": "Allow",
             "Principal": {"AWS": principal_arn},
             "Action": "sts:AssumeRole",
+        }
+    )
+
+
+def github_oidc_provider_arn(account: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}"
+
+
+def github_trust_policy(
+    repository: str, branch: str, *, account: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """Only workflows of ``repository`` running on ``branch`` may assume the role.
+
+    GitHub's token names both in its ``sub`` claim (``repo:OWNER/REPO:ref:refs/heads/BRANCH``);
+    its ``aud`` must be the audience configure-aws-credentials requests.
+    """
+    if repository.count("/") != 1 or not all(repository.split("/")):
+        raise SetupError(f"--github-repository must be OWNER/REPO, not {repository!r}")
+    if not branch or any(c in branch for c in "*?"):
+        raise SetupError(f"--github-branch must name one branch, not {branch!r}")
+    return policy(
+        {
+            "Sid": "TrustGitHubActionsOfOneBranch",
+            "Effect": "Allow",
+            "Principal": {"Federated": github_oidc_provider_arn(account, partition)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE,
+                    f"{GITHUB_OIDC_HOST}:sub": f"repo:{repository}:ref:refs/heads/{branch}",
+                }
+            },
         }
     )
 
@@ -496,6 +535,8 @@ class RoleSpec:
     inline_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     managed_policy_arns: tuple[str, ...] = ()
     instance_profile: str | None = None
+    max_session_seconds: int = 3600
+    """How long credentials of the role last (IAM's default: one hour)."""
     legacy_instance_profiles: tuple[str, ...] = ()
     """Profiles of this role under old names: deleted, so the role is in one profile only."""
 
@@ -519,6 +560,8 @@ def desired_state(
     landing_prefix: str = DEFAULT_LANDING_PREFIX,
     kms_key_arn: str | None = None,
     runner_principal_arn: str | None = None,
+    github_repository: str | None = None,
+    github_branch: str = "main",
 ) -> tuple[list[ManagedPolicySpec], list[RoleSpec]]:
     """Every policy and role of the project, computed from the settings alone."""
     runner = ManagedPolicySpec(
@@ -581,6 +624,19 @@ def desired_state(
                 "Car-rental Dagster deployment, assumed by its own principal",
                 principal_trust_policy(runner_principal_arn),
                 managed_policy_arns=(managed_policy_arn(runner.name, account, partition),),
+            )
+        )
+    if github_repository:
+        roles.append(
+            RoleSpec(
+                GITHUB_ACTIONS_ROLE,
+                f"Car-rental CI: GitHub Actions of {github_repository}@{github_branch}, "
+                "with the runner policy",
+                github_trust_policy(
+                    github_repository, github_branch, account=account, partition=partition
+                ),
+                managed_policy_arns=(managed_policy_arn(runner.name, account, partition),),
+                max_session_seconds=CI_SESSION_SECONDS,
             )
         )
     return [runner], roles
@@ -660,6 +716,7 @@ def ensure_role(iam: BaseClient, plan: Plan, spec: RoleSpec) -> None:
                 RoleName=spec.name,
                 AssumeRolePolicyDocument=json.dumps(spec.trust),
                 Description=spec.description,
+                MaxSessionDuration=spec.max_session_seconds,
                 Tags=_tags(),
             ),
         )
@@ -683,6 +740,17 @@ def ensure_role(iam: BaseClient, plan: Plan, spec: RoleSpec) -> None:
                 "iam role description",
                 spec.name,
                 lambda: iam.update_role(RoleName=spec.name, Description=spec.description),
+            )
+        if role.get("MaxSessionDuration", 3600) != spec.max_session_seconds:
+            unchanged = False
+            plan.change(
+                "update",
+                "iam role session duration",
+                spec.name,
+                lambda: iam.update_role(
+                    RoleName=spec.name, MaxSessionDuration=spec.max_session_seconds
+                ),
+                detail=f"{spec.max_session_seconds}s",
             )
         if unchanged:
             plan.ok("iam role", spec.name)
@@ -811,6 +879,43 @@ def remove_instance_profile(iam: BaseClient, plan: Plan, profile: str) -> None:
     )
 
 
+def ensure_github_oidc_provider(
+    iam: BaseClient, plan: Plan, *, account: str, partition: str = "aws"
+) -> None:
+    """GitHub's OIDC identity provider, accepting the STS audience (one per account, shared).
+
+    It is never deleted here: other roles of the account may trust it. AWS validates GitHub's
+    certificates itself, so no thumbprint is pinned.
+    """
+    arn = github_oidc_provider_arn(account, partition)
+    found = get_or_none(
+        iam.get_open_id_connect_provider, {_NOT_FOUND}, OpenIDConnectProviderArn=arn
+    )
+    if found is None:
+        plan.change(
+            "create",
+            "iam oidc provider",
+            GITHUB_OIDC_HOST,
+            lambda: iam.create_open_id_connect_provider(
+                Url=f"https://{GITHUB_OIDC_HOST}",
+                ClientIDList=[GITHUB_OIDC_AUDIENCE],
+                Tags=_tags(),
+            ),
+        )
+    elif GITHUB_OIDC_AUDIENCE not in found.get("ClientIDList", []):
+        plan.change(
+            "update",
+            "iam oidc provider",
+            GITHUB_OIDC_HOST,
+            lambda: iam.add_client_id_to_open_id_connect_provider(
+                OpenIDConnectProviderArn=arn, ClientID=GITHUB_OIDC_AUDIENCE
+            ),
+            detail=f"add audience {GITHUB_OIDC_AUDIENCE}",
+        )
+    else:
+        plan.ok("iam oidc provider", GITHUB_OIDC_HOST)
+
+
 # --- CLI ------------------------------------------------------------------------------------
 
 
@@ -820,6 +925,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"also create role {DAGSTER_RUNNER_ROLE} with the runner policy, "
         "assumable by this principal (the Dagster deployment's role or user ARN)",
+    )
+    parser.add_argument(
+        "--github-repository",
+        default=None,
+        metavar="OWNER/REPO",
+        help=f"also create role {GITHUB_ACTIONS_ROLE} with the runner policy for the CI "
+        "workflow, assumable through GitHub's OIDC provider (created if missing) by this "
+        "repository's workflows on --github-branch only",
+    )
+    parser.add_argument(
+        "--github-branch",
+        default="main",
+        help="the one branch whose workflows may assume the CI role (default: %(default)s)",
     )
     parser.add_argument(
         "--landing-prefix",
@@ -842,7 +960,11 @@ def run(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
         landing_prefix=args.landing_prefix,
         kms_key_arn=resolve_kms_key_arn(ctx, args.kms_key_id),
         runner_principal_arn=args.runner_principal_arn,
+        github_repository=args.github_repository,
+        github_branch=args.github_branch,
     )
+    if args.github_repository:
+        ensure_github_oidc_provider(iam, plan, account=ctx.account_id, partition=ctx.partition)
     for spec in policies:
         ensure_managed_policy(iam, plan, spec, account=ctx.account_id, partition=ctx.partition)
     for role in roles:

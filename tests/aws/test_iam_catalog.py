@@ -29,6 +29,7 @@ def _principals() -> dict[str, list[dict[str, Any]]]:
         account=ACCOUNT,
         kms_key_arn=KMS_KEY,
         runner_principal_arn=f"arn:aws:iam::{ACCOUNT}:role/dagster",
+        github_repository="acme/car-rental",
     )
     documents = {spec.name: [spec.document] for spec in policies}
     for role in roles:
@@ -106,6 +107,17 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
         ),
         "elasticmapreduce:RequestTag/project (StringEquals) is not defined for "
         "elasticmapreduce:PutAutoTerminationPolicy",
+    ),
+    "OIDC keys of a provider the trust does not name": (
+        {
+            "Statement": [
+                {
+                    **iam.github_trust_policy("a/b", "main", account=ACCOUNT)["Statement"][0],
+                    "Principal": {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/other"},
+                }
+            ]
+        },
+        "condition key token.actions.githubusercontent.com:aud (StringEquals) is not defined",
     ),
     "dependent action not granted": (
         _broken("CreateProjectClusters"),
