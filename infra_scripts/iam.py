@@ -21,10 +21,19 @@ from typing import Any
 
 from botocore.client import BaseClient
 
-from infra_scripts.common import (
+from car_rental_platform.aws_names import (
+    EMR_INSTANCE_PROFILE,
+    EMR_INSTANCE_ROLE,
+    EMR_SERVICE_ROLE,
+    GLUE_CRAWLER_ROLE,
+    LEGACY_INSTANCE_PROFILES,
+    PIPES_PREFIX,
     PROJECT,
     PROJECT_TAG_KEY,
     PROJECT_TAGS,
+    role_arn,
+)
+from infra_scripts.common import (
     AwsContext,
     Plan,
     SetupError,
@@ -40,19 +49,6 @@ from infra_scripts.common import (
 )
 from spark_jobs.contract import DATABASE, Zone
 
-EMR_SERVICE_ROLE = f"{PROJECT}-emr-service-role"
-"""Role EMR assumes to launch and manage the cluster's EC2 resources (``ServiceRole``)."""
-EMR_INSTANCE_ROLE = f"{PROJECT}-emr-ec2-role"
-"""Role of the cluster's EC2 instances: what Spark steps may touch."""
-EMR_INSTANCE_PROFILE = EMR_INSTANCE_ROLE
-"""Instance profile wrapping ``EMR_INSTANCE_ROLE`` (``JobFlowRole`` of ``run_job_flow``).
-
-Named like its role: EMR documents that a profile named otherwise fails at launch with
-"invalid instance profile".
-"""
-LEGACY_INSTANCE_PROFILES = (f"{PROJECT}-emr-ec2-profile",)
-"""Profile names earlier versions created for ``EMR_INSTANCE_ROLE``; a run removes them."""
-GLUE_CRAWLER_ROLE = f"{PROJECT}-glue-crawler-role"
 DAGSTER_RUNNER_POLICY = f"{PROJECT}-dagster-runner"
 """Customer managed policy for whatever principal runs the Dagster deployment."""
 DAGSTER_RUNNER_ROLE = f"{PROJECT}-dagster-runner"
@@ -69,9 +65,6 @@ EMR_CLEANUP_SERVICE_ROLE = "AWSServiceRoleForEMRCleanup"
 ``iam:CreateServiceLinkedRole``)."""
 EMR_SERVICE_NAMES = ("elasticmapreduce.amazonaws.com", "elasticmapreduce.amazonaws.com.cn")
 
-PIPES_PREFIX = "dagster_pipes"
-"""Prefix where Dagster Pipes exchanges context and messages with EMR steps."""
-
 EMR_SERVICE_MANAGED_POLICY = "service-role/AmazonEMRServicePolicy_v2"
 """AWS's scoped (v2) EMR service policy.
 
@@ -82,8 +75,6 @@ Consequences: clusters must be launched with that tag (``emr_cluster.py`` sets i
 and VPC carrying it, and its ``iam:PassRole`` covers only ``EMR_EC2_DefaultRole``, so the service
 role also gets a small inline policy to pass our own instance role.
 """
-EMR_MANAGED_TAG = {"for-use-with-amazon-emr-managed-policies": "true"}
-
 INSTANCE_READ_PREFIXES = (Zone.SCRIPTS.value, Zone.RAW.value)
 INSTANCE_WRITE_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.LOGS.value, PIPES_PREFIX)
 CRAWLED_READ_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.ANALYSES.value)
@@ -214,10 +205,6 @@ def list_prefix_condition(prefixes: Sequence[str]) -> dict[str, Any]:
     """ListBucket only under these prefixes (the bare name too: Hadoop probes ``zone`` itself)."""
     values = [pattern for prefix in prefixes for pattern in (prefix, f"{prefix}/*")]
     return {"StringLike": {"s3:prefix": values}}
-
-
-def role_arn(name: str, account: str, partition: str = "aws") -> str:
-    return f"arn:{partition}:iam::{account}:role/{name}"
 
 
 def emr_cleanup_role_arn(account: str, partition: str = "aws") -> str:

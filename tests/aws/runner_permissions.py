@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from car_rental_platform.aws_names import PROJECT, PROJECT_TAG_KEY, PROJECT_TAGS
 from infra_scripts import iam
-from infra_scripts.common import PROJECT, PROJECT_TAG_KEY, PROJECT_TAGS
 from spark_jobs.contract import DATABASE
 
 

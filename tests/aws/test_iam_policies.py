@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from car_rental_platform.aws_names import PROJECT
 from car_rental_platform.resources.aws import S3Landing
 from infra_scripts import iam
-from infra_scripts.common import PROJECT, SetupError
+from infra_scripts.common import SetupError
 from spark_jobs.contract import DATABASE
 
 BUCKET = "my-lake"

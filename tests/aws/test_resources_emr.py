@@ -36,6 +36,8 @@ from botocore.stub import Stubber
 from moto.core.exceptions import ServiceException
 from moto.emr import models as emr_models
 
+from car_rental_platform.aws_names import run_job_flow_request
+from car_rental_platform.code_bundle import bootstrap_key, build_bundle
 from car_rental_platform.resources.aws import (
     EmrBootstrapAction,
     EmrClusterError,
@@ -47,8 +49,6 @@ from car_rental_platform.resources.aws import (
 )
 from car_rental_platform.resources.aws.emr import EmrJobs
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
-from infra_scripts.code_bundle import bootstrap_key, build_bundle
-from infra_scripts.emr_cluster import run_job_flow_request
 from tests.aws.support import AwsEnv, FakeEmr, moto_emr_cluster
 
 TERMINATED = ("TERMINATING", "TERMINATED")

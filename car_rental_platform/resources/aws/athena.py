@@ -24,6 +24,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 from pydantic import Field
 
+from car_rental_platform.aws_names import PROJECT
 from car_rental_platform.resources.aws.clients import (
     INTERRUPTS,
     AwsConnection,
@@ -34,7 +35,6 @@ from car_rental_platform.resources.aws.clients import (
 from car_rental_platform.resources.aws.errors import AthenaQueryError, AthenaTimeoutError
 from car_rental_platform.resources.aws.glue_tables import register_parquet_table
 from car_rental_platform.resources.query import QueryEngine, QuerySession, validate_identifier
-from infra_scripts.common import PROJECT
 from spark_jobs.contract import Zone
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ Two modes, chosen by settings:
   idle auto-termination policy as a safety net should the Dagster process itself be killed.
   Resources live per process: with the in-process executor a run uses one cluster; with the
   multiprocess executor each step process creates (and terminates) its own. Its nodes first run
-  the bootstrap action ``infra_scripts/emr_bootstrap.sh`` (uploaded content-addressed before the
-  cluster is requested) to install the Python PySpark is pointed at, which EMR 7 lacks.
+  the bootstrap action ``car_rental_platform/emr_bootstrap.sh`` (uploaded content-addressed
+  before the cluster is requested) to install the Python PySpark is pointed at, which EMR 7
+  lacks.
 
 Each job uploads the content-addressed code bundle (unchanged code is not uploaded again),
 submits one ``command-runner.jar`` step running ``spark-submit --deploy-mode client``, passes the
@@ -39,6 +40,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.pipes import PipesS3MessageReader
 from pydantic import Field, PrivateAttr
 
+from car_rental_platform.aws_names import (
+    DEFAULT_PYSPARK_PYTHON,
+    DEFAULT_RELEASE_LABEL,
+    PIPES_PREFIX,
+    PROJECT,
+    active_clusters,
+    console_url,
+    run_job_flow_request,
+)
+from car_rental_platform.code_bundle import (
+    DEPS_ZIP_NAME,
+    bootstrap_uri,
+    build_bundle,
+    upload_bootstrap,
+    upload_bundle,
+)
 from car_rental_platform.resources.aws.clients import (
     INTERRUPTS,
     AwsConnection,
@@ -52,22 +69,6 @@ from car_rental_platform.resources.aws.errors import (
     EmrTimeoutError,
 )
 from car_rental_platform.resources.spark import PipesResult, SparkRunner, with_metadata
-from infra_scripts.code_bundle import (
-    DEPS_ZIP_NAME,
-    bootstrap_uri,
-    build_bundle,
-    upload_bootstrap,
-    upload_bundle,
-)
-from infra_scripts.common import PROJECT
-from infra_scripts.emr_cluster import (
-    DEFAULT_PYSPARK_PYTHON,
-    DEFAULT_RELEASE_LABEL,
-    active_clusters,
-    console_url,
-    run_job_flow_request,
-)
-from infra_scripts.iam import PIPES_PREFIX
 from spark_jobs.contract import Zone
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class EmrBootstrapAction(dg.Config):
 
 
 class EmrClusterTemplate(dg.Config):
-    """How transient clusters are built (roles, tags and log URI as in infra_scripts)."""
+    """How transient clusters are built (roles, tags and log URI from ``aws_names``)."""
 
     name_prefix: str = Field(
         default=f"{PROJECT}-transient",
@@ -123,7 +124,7 @@ class EmrClusterTemplate(dg.Config):
     python_bootstrap: bool = Field(
         default=True,
         description="Install pyspark_python (/usr/bin/python3.X, absent from EMR 7) on every "
-        "node with infra_scripts/emr_bootstrap.sh, before the bootstrap_actions below.",
+        "node with car_rental_platform/emr_bootstrap.sh, before the bootstrap_actions below.",
     )
     bootstrap_actions: list[EmrBootstrapAction] = Field(
         default_factory=list, description="Bootstrap actions run on every node."
