@@ -49,7 +49,13 @@ from car_rental_platform.resources.aws import (
 )
 from car_rental_platform.resources.aws.emr import EmrJobs
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
-from tests.aws.support import AwsEnv, FakeEmr, moto_emr_cluster
+from tests.aws.support import (
+    AwsEnv,
+    FakeEmr,
+    moto_emr_cluster,
+    pipes_message,
+    write_pipes_chunk,
+)
 
 TERMINATED = ("TERMINATING", "TERMINATED")
 
@@ -163,6 +169,7 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
     assert call.pipes_context["run_id"] == result.run_id
     assert call.pipes_messages["bucket"] == bucket
     assert call.pipes_messages["region"] == aws_env.region
+    assert call.pipes_messages["include_stdio_in_messages"] is True
     assert call.pipes_messages["key_prefix"].startswith(f"dagster_pipes/{result.run_id}/")
     step = aws_env.client("emr").describe_step(ClusterId=cluster_id, StepId=call.step_id)["Step"]
     assert step["Config"]["Jar"] == "command-runner.jar"
@@ -301,6 +308,27 @@ def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket:
     assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=bucket)
 
 
+def test_the_drivers_output_reaches_the_run_while_the_step_runs(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The job's Pipes writer sends its stdio as log_external_stream messages (see
+    test_reporting_s3.py); Dagster writes them to the run's stderr/stdout, i.e. its compute logs."""
+
+    def outcome(cluster: Any, step: Any, call: Any) -> None:
+        stream = {"stream": "stderr", "text": "WARN TaskSetManager: lost task 0.0\n", "extras": {}}
+        write_pipes_chunk(
+            call, pipes_message("log_external_stream", stream), pipes_message("closed", {})
+        )
+        step.state = "COMPLETED"
+        step.end_date_time = step.start_date_time
+
+    fake_emr.outcomes.append(outcome)
+
+    assert _materialize(aws_env, _runner(aws_env)).success
+
+    assert "WARN TaskSetManager: lost task 0.0" in capfd.readouterr().err
+
+
 def test_failed_step_raises_with_reason_and_stderr_tail_and_ends_the_cluster(
     aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
 ) -> None:
@@ -319,7 +347,7 @@ def test_failed_step_raises_with_reason_and_stderr_tail_and_ends_the_cluster(
     assert f"Last lines of {stderr_uri}:\nline 98\nline 99\nAnalysisException: no rentals" in (
         message
     )
-    assert "line 97" not in message
+    assert "\nline 97\n" not in message
     assert _cluster(aws_env, call.cluster_id)["Status"]["State"] in TERMINATED
 
 

@@ -205,6 +205,11 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
     pipes_poll_interval_seconds: float = Field(
         default=10.0, description="Seconds (>= 0) between two reads of the Pipes messages."
     )
+    stream_driver_output: bool = Field(
+        default=True,
+        description="Send the job driver's stdout/stderr with the Pipes messages (every few "
+        "seconds) to the run's logs, instead of only EMR's step logs, which reach S3 minutes late.",
+    )
     failure_log_wait_seconds: float = Field(
         default=120.0,
         description="Seconds (>= 0) to wait, after a failure, for EMR to ship the step's stderr "
@@ -243,6 +248,7 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
             interval=self.pipes_poll_interval_seconds,
             key_prefix=f"{self.pipes_prefix}/{context.run_id}",
             region=jobs.region,
+            include_stdio_in_messages=self.stream_driver_output,
         )
         with dg.open_pipes_session(
             context=context,
