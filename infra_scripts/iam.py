@@ -394,12 +394,14 @@ def dagster_runner_policy(
         ),
         # ListClusters has no resource type: it is how a cluster is found by name.
         allow("FindClusters", ["elasticmapreduce:ListClusters"], ["*"]),
-        # Steps are submitted, watched, cancelled; clusters terminated: this project's only.
+        # Steps are submitted, watched, cancelled; clusters priced and terminated: this
+        # project's only.
         allow(
             "OperateProjectClusters",
             [
                 "elasticmapreduce:AddJobFlowSteps",
                 "elasticmapreduce:DescribeCluster",
+                "elasticmapreduce:ListInstanceGroups",
                 "elasticmapreduce:DescribeStep",
                 "elasticmapreduce:CancelSteps",
                 "elasticmapreduce:TerminateJobFlows",

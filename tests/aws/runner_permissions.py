@@ -319,6 +319,11 @@ OPERATIONS: dict[str, Operation] = {
     "emr:DescribeCluster": Operation(
         _emr_cluster("elasticmapreduce:DescribeCluster"), "check_active, step waits", [CLUSTER]
     ),
+    "emr:ListInstanceGroups": Operation(
+        _emr_cluster("elasticmapreduce:ListInstanceGroups"),
+        "EmrJobs.cluster_cost, with instance prices",
+        [CLUSTER],
+    ),
     "emr:AddJobFlowSteps": Operation(
         _emr_cluster("elasticmapreduce:AddJobFlowSteps", "JobFlowId"),
         "EmrJobs.submit_step",

@@ -25,7 +25,7 @@ Pipes reader polling S3 once a second.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +306,61 @@ def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket:
         actions = aws_env.client("emr").list_bootstrap_actions(ClusterId=cluster_id)
         assert actions["BootstrapActions"] == []
     assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=bucket)
+
+
+def test_steps_report_instance_hours_and_cost_and_the_cluster_logs_its_total(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The template's three m5.xlarge at 0.25 USD an hour, up for two hours, the step 30 min.
+
+    moto reports NormalizedInstanceHours (0) but no clock passes: the test sets the hours and
+    the timeline EMR would report.
+    """
+
+    def outcome(cluster: Any, step: Any, call: Any) -> None:
+        now = emr_models.utcnow()
+        cluster.ready_datetime = now - timedelta(hours=2)
+        cluster.normalized_instance_hours = 48
+        step.start_date_time = now - timedelta(minutes=30)
+        FakeEmr.succeed(("kpi/daily_metrics", ROWS))(cluster, step, call)
+        step.end_date_time = now
+
+    fake_emr.outcomes.append(outcome)
+
+    result = _materialize(aws_env, _runner(aws_env, instance_prices_usd="m5.xlarge=0.25"))
+
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("kpi__daily_metrics")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    assert metadata["emr_cluster_normalized_instance_hours"] == 48
+    assert metadata["emr_cluster_estimated_cost_usd"] == pytest.approx(1.50, abs=0.01)
+    assert metadata["emr_step_estimated_cost_usd"] == pytest.approx(0.375, abs=0.001)
+    (call,) = fake_emr.steps
+    assert (
+        f"transient EMR cluster {call.cluster_id} used 48 normalized instance hours over 2.0"
+        in capfd.readouterr().err
+    )
+
+
+def test_without_a_price_for_every_instance_type_there_is_no_estimate(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    jobs = _runner(aws_env, cluster_id=cluster_id, instance_prices_usd="r5.xlarge=0.3").get_client()
+
+    cost = jobs.cluster_cost(cluster_id=cluster_id)
+
+    assert (cost.normalized_instance_hours, cost.usd_per_hour, cost.estimated_usd) == (
+        0,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("prices", ["m5.xlarge", "m5.xlarge=cheap", "=0.2", "m5.xlarge=-1"])
+def test_a_malformed_price_list_fails_before_any_step(aws_env: AwsEnv, prices: str) -> None:
+    with pytest.raises(ValueError, match="is not TYPE=USD_PER_HOUR"):
+        _runner(aws_env, cluster_id="j-1", instance_prices_usd=prices).get_client()
 
 
 def test_the_drivers_output_reaches_the_run_while_the_step_runs(

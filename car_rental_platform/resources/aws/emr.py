@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +158,37 @@ class RunScopedS3MessageReader(PipesS3MessageReader):
             }
 
 
+def parse_prices(text: str) -> dict[str, float]:
+    """``'m5.xlarge=0.24,r5.xlarge=0.315'`` -> ``{'m5.xlarge': 0.24, 'r5.xlarge': 0.315}``."""
+    prices: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, _, price = (part.strip() for part in item.partition("="))
+        try:
+            value = float(price)
+        except ValueError:
+            value = -1.0
+        if not kind or not value >= 0:
+            raise ValueError(
+                f"instance_prices_usd: {item!r} is not TYPE=USD_PER_HOUR (e.g. m5.xlarge=0.24)"
+            )
+        prices[kind] = value
+    return prices
+
+
+@dataclass(frozen=True)
+class ClusterCost:
+    """What a cluster has used: EMR's normalized instance hours and, with prices, an estimate."""
+
+    normalized_instance_hours: int
+    usd_per_hour: float | None
+    """Price of the cluster's instances per hour (None: some instance type has no price)."""
+    hours_up: float
+
+    @property
+    def estimated_usd(self) -> float | None:
+        return None if self.usd_per_hour is None else round(self.usd_per_hour * self.hours_up, 2)
+
+
 @dataclass(frozen=True)
 class StepRun:
     """A finished step: where it ran and its timeline."""
@@ -218,10 +249,17 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
     stderr_tail_lines: int = Field(
         default=40, description="Lines of stderr (>= 1) quoted in the error."
     )
+    instance_prices_usd: str = Field(
+        default="",
+        description="USD per instance-hour (EC2 plus the EMR uplift) by instance type, e.g. "
+        "'m5.xlarge=0.240,r5.xlarge=0.315' (CAR_RENTAL_EMR_INSTANCE_PRICES_USD), for the cost "
+        "estimate in each step's metadata; empty: instance hours only.",
+    )
 
     _transient_cluster_id: str | None = PrivateAttr(default=None)
 
     def get_client(self) -> EmrJobs:
+        parse_prices(self.instance_prices_usd)  # a typo fails before any step, not after
         return EmrJobs(self, emr=self.aws_client("emr"), s3=self.aws_client("s3"))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -426,7 +464,39 @@ class EmrJobs:
         )
         return cluster_id
 
+    def cluster_cost(self, *, cluster_id: str) -> ClusterCost:
+        """Instance hours EMR reports, and the price of the cluster's instances since it started."""
+        cluster = self._describe_cluster(cluster_id)
+        timeline = cluster["Status"].get("Timeline", {})
+        start = timeline.get("ReadyDateTime") or timeline.get("CreationDateTime")
+        end = timeline.get("EndDateTime") or datetime.now(start.tzinfo if start else UTC)
+        hours_up = max((end - start).total_seconds(), 0.0) / 3600 if start else 0.0
+        prices = parse_prices(self.settings.instance_prices_usd)
+        usd_per_hour: float | None = None
+        if prices:
+            pages = self.emr.get_paginator("list_instance_groups").paginate(ClusterId=cluster_id)
+            groups = [g for page in pages for g in page["InstanceGroups"]]
+            if all(g["InstanceType"] in prices for g in groups):
+                usd_per_hour = sum(
+                    prices[g["InstanceType"]] * g.get("RequestedInstanceCount", 0) for g in groups
+                )
+        return ClusterCost(
+            normalized_instance_hours=int(cluster.get("NormalizedInstanceHours") or 0),
+            usd_per_hour=usd_per_hour,
+            hours_up=hours_up,
+        )
+
     def terminate(self, *, cluster_id: str, log: Log) -> None:
+        try:
+            cost = self.cluster_cost(cluster_id=cluster_id)
+        except (ClientError, BotoCoreError, EmrClusterError) as error:
+            log.warning(f"no cost summary for EMR cluster {cluster_id}: {error}")
+        else:
+            estimate = "" if cost.estimated_usd is None else f", about ${cost.estimated_usd:.2f}"
+            log.info(
+                f"transient EMR cluster {cluster_id} used {cost.normalized_instance_hours} "
+                f"normalized instance hours over {cost.hours_up:.2f} h{estimate}"
+            )
         try:
             self.emr.terminate_job_flows(JobFlowIds=[cluster_id])
         except (ClientError, BotoCoreError) as error:
@@ -622,6 +692,15 @@ class EmrJobs:
             metadata["emr_step_seconds"] = round(
                 (step.ended_at - step.started_at).total_seconds(), 1
             )
+        cost = self.cluster_cost(cluster_id=step.cluster_id)
+        # EMR reports hours per cluster, not per step: a shared cluster's count covers all.
+        metadata["emr_cluster_normalized_instance_hours"] = cost.normalized_instance_hours
+        if cost.usd_per_hour is not None:
+            metadata["emr_cluster_estimated_cost_usd"] = cost.estimated_usd
+            if "emr_step_seconds" in metadata:
+                metadata["emr_step_estimated_cost_usd"] = round(
+                    cost.usd_per_hour * metadata["emr_step_seconds"] / 3600, 4
+                )
         return metadata
 
 
