@@ -34,6 +34,7 @@ from car_rental_platform.resources.aws import (
     S3Lake,
     TableRegistrationError,
 )
+from car_rental_platform.resources.aws.athena import parse_result_csv
 from car_rental_platform.resources.aws.glue_tables import glue_type, partition_folders
 from car_rental_platform.resources.io_manager import LakehouseIOManager
 from car_rental_platform.resources.query import UnsafeIdentifierError
@@ -174,6 +175,43 @@ def test_result_file_in_s3_gives_the_same_frame(aws_env: AwsEnv, bucket: str) ->
     seed_results(aws_env, TYPED_COLUMNS, TYPED_ROWS)
     frame = _engine(aws_env, read_results_from_s3=True).query("SELECT 1")
     pd.testing.assert_frame_equal(frame, EXPECTED)
+
+
+def test_empty_strings_and_nulls_stay_apart_in_both_result_paths(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    """Athena's CSV quotes "" and leaves NULL bare; the API gives VarCharValue "" or none.
+
+    (moto writes embedded quotes undoubled, unlike Athena: test_result_csv_rows has those.)
+    """
+    rows: list[list[str | None]] = [["", None, "one, two\nthree"], [None, "", "x"]]
+    columns = {"a": "varchar", "b": "varchar", "c": "varchar"}
+    frames = []
+    for read_results_from_s3 in (True, False):
+        seed_results(aws_env, columns, rows)
+        engine = _engine(aws_env, read_results_from_s3=read_results_from_s3)
+        frames.append(engine.query("SELECT a, b, c FROM t"))
+
+    for frame in frames:
+        assert frame.to_dict("list") == {
+            "a": ["", None],
+            "b": [None, ""],
+            "c": ["one, two\nthree", "x"],
+        }
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ('"a","b"\n"1",""\n', [["a", "b"], ["1", ""]]),
+        ('"1",,""\r\n,"2",\n', [["1", None, ""], [None, "2", None]]),
+        ('"x"', [["x"]]),
+        ('"say ""hi"", twice\nthen stop",""\n', [['say "hi", twice\nthen stop', ""]]),
+        ("", []),
+    ],
+)
+def test_result_csv_rows(text: str, rows: list[list[str | None]]) -> None:
+    assert parse_result_csv(text) == rows
 
 
 def test_large_result_is_read_from_the_csv_file(

@@ -11,8 +11,8 @@ from the CSV file Athena writes to the output location, which is one GET instead
 from __future__ import annotations
 
 import contextlib
-import io
 import math
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -245,18 +245,8 @@ class AthenaQueries:
     ) -> pd.DataFrame:
         bucket, key = parse_s3_uri(location)
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        if not body.strip():
-            return typed_frame(columns, [])
-        frame = pd.read_csv(
-            io.BytesIO(body),
-            header=0 if has_header else None,
-            names=[c.name for c in columns],
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-        )
-        rows = frame.astype(object).where(frame.notna(), None).values.tolist()
-        return typed_frame(columns, rows)
+        rows = parse_result_csv(body.decode("utf-8"))
+        return typed_frame(columns, rows[1:] if has_header else rows)
 
     # --- catalog ------------------------------------------------------------------------
 
@@ -281,6 +271,40 @@ class AthenaQueries:
         except ClientError as error:
             if error_code(error) != "EntityNotFoundException":
                 raise
+
+
+_CSV_FIELD = re.compile(r'"((?:[^"]|"")*)"|([^,"\r\n]*)')
+
+
+def parse_result_csv(text: str) -> list[list[str | None]]:
+    """Rows of an Athena result file, where NULL and the empty string differ.
+
+    Athena quotes every value (``""`` is an empty string) and writes NULL as nothing between the
+    commas; pandas and the ``csv`` module read both as the same empty field.
+    """
+    rows: list[list[str | None]] = []
+    row: list[str | None] = []
+    position, end = 0, len(text)
+    while position < end:
+        field = _CSV_FIELD.match(text, position)
+        assert field is not None  # the pattern also matches the empty string
+        quoted, bare = field.groups()
+        row.append(quoted.replace('""', '"') if quoted is not None else bare or None)
+        position = field.end()
+        if text.startswith(",", position):
+            position += 1
+            if position == end:
+                row.append(None)
+            continue
+        newline = "\r\n" if text.startswith("\r\n", position) else "\n"
+        if position < end and not text.startswith(newline, position):
+            raise AthenaQueryError(f"malformed Athena result CSV at character {position}")
+        position += len(newline)
+        rows.append(row)
+        row = []
+    if row:
+        rows.append(row)
+    return rows
 
 
 def _values(row: Mapping[str, Any]) -> list[str | None]:
