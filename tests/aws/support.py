@@ -450,11 +450,23 @@ def _cell(value: str | None) -> dict[str, str]:
     return {} if value is None else {"VarCharValue": value}
 
 
+def _column_info(name: str, kind: str) -> dict[str, Any]:
+    """Athena's ColumnInfo; ``decimal(18,2)`` becomes type ``decimal`` with precision and scale."""
+    base, _, size = kind.partition("(")
+    info: dict[str, Any] = {"Name": name, "Label": name, "Type": base}
+    if size:
+        precision, _, scale = size.rstrip(")").partition(",")
+        info["Precision"] = int(precision)
+        if scale:
+            info["Scale"] = int(scale)
+    return info
+
+
 def query_result(columns: dict[str, str], rows: list[list[str | None]]) -> dict[str, Any]:
     """One result in moto's format; the first row repeats the column names, as Athena's does."""
     header = [{"Data": [_cell(name) for name in columns]}]
     body = [{"Data": [_cell(value) for value in row]} for row in rows]
-    info = [{"Name": name, "Label": name, "Type": kind} for name, kind in columns.items()]
+    info = [_column_info(name, kind) for name, kind in columns.items()]
     return {"rows": header + body, "column_info": info}
 
 

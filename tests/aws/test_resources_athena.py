@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -169,6 +170,35 @@ def test_frames_have_the_dtypes_duckdb_gives_locally(aws_env: AwsEnv, bucket: st
         "3.50::DECIMAL(18,2) AS amount"
     ).df()
     pd.testing.assert_frame_equal(frame, local)
+
+
+def test_a_table_stored_from_a_query_keeps_its_decimals_and_dates(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    """Frames hold float64 and datetime64 (as DuckDB's do); the stored table keeps SQL types."""
+    columns = {"rental_date": "date", "total_revenue": "decimal(18,2)", "n": "bigint"}
+    seed_results(aws_env, columns, [["2024-01-02", "1234.50", "3"], ["2024-01-03", None, "0"]])
+    engine = _engine(aws_env)
+
+    @dg.asset(key=["analyses", "daily_revenue"])
+    def daily_revenue() -> pd.DataFrame:
+        return engine.query("SELECT rental_date, total_revenue, n FROM t")
+
+    resources = {"io_manager": LakehouseIOManager(lake=_lake(aws_env), engine=engine)}
+    assert dg.materialize([daily_revenue], resources=resources).success
+
+    descriptor = _glue_table(aws_env, "daily_revenue")["StorageDescriptor"]
+    assert [(c["Name"], c["Type"]) for c in descriptor["Columns"]] == [
+        ("rental_date", "date"),
+        ("total_revenue", "decimal(18,2)"),
+        ("n", "bigint"),
+    ]
+    body = aws_env.client("s3").get_object(
+        Bucket=bucket, Key="analyses/daily_revenue/part-00000.parquet"
+    )["Body"]
+    assert pq.read_table(io.BytesIO(body.read())).to_pylist()[0]["total_revenue"] == (
+        Decimal("1234.50")
+    )
 
 
 def test_result_file_in_s3_gives_the_same_frame(aws_env: AwsEnv, bucket: str) -> None:

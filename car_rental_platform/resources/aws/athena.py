@@ -34,7 +34,12 @@ from car_rental_platform.resources.aws.clients import (
 )
 from car_rental_platform.resources.aws.errors import AthenaQueryError, AthenaTimeoutError
 from car_rental_platform.resources.aws.glue_tables import register_parquet_table
-from car_rental_platform.resources.query import QueryEngine, QuerySession, validate_identifier
+from car_rental_platform.resources.query import (
+    QueryEngine,
+    QuerySession,
+    validate_identifier,
+    with_sql_types,
+)
 from spark_jobs.contract import Zone
 
 if TYPE_CHECKING:
@@ -205,7 +210,7 @@ class AthenaQueries:
             QueryExecutionId=query_id, MaxResults=min(RESULTS_PAGE, settings.api_max_rows + 1)
         )
         columns = [
-            Column(info["Name"], info["Type"].lower())
+            Column(info["Name"], _column_type(info))
             for info in first["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]
         ]
         rows = [_values(row) for row in first["ResultSet"]["Rows"]]
@@ -307,6 +312,14 @@ def parse_result_csv(text: str) -> list[list[str | None]]:
     return rows
 
 
+def _column_type(info: Mapping[str, Any]) -> str:
+    """``decimal(18,2)`` when Athena gives precision and scale; the type name otherwise."""
+    kind = str(info["Type"]).lower()
+    if kind == "decimal" and info.get("Precision") and "Scale" in info:
+        return f"decimal({info['Precision']},{info['Scale']})"
+    return kind
+
+
 def _values(row: Mapping[str, Any]) -> list[str | None]:
     return [cell.get("VarCharValue") for cell in row.get("Data", [])]
 
@@ -326,7 +339,8 @@ def typed_frame(columns: Sequence[Column], rows: Sequence[Sequence[str | None]])
     for index, column in enumerate(columns):
         values = [row[index] if index < len(row) else None for row in rows]
         data[column.name] = _typed(column.type, values)
-    return pd.DataFrame(data, columns=[c.name for c in columns])
+    frame = pd.DataFrame(data, columns=[c.name for c in columns])
+    return with_sql_types(frame, {c.name: c.type for c in columns})
 
 
 def _typed(athena_type: str, values: list[str | None]) -> Any:
