@@ -71,7 +71,7 @@ EMR_SERVICE_MANAGED_POLICY = "service-role/AmazonEMRServicePolicy_v2"
 Acceptable although AWS-managed: unlike the deprecated ``AmazonElasticMapReduceRole`` it only
 creates or changes EC2 resources tagged ``for-use-with-amazon-emr-managed-policies=true``, has no
 S3 access at all, and AWS keeps it current with EMR's needs, which we could not do by hand.
-Consequences: clusters must be launched with that tag (``emr_cluster.py`` sets it) in a subnet
+Consequences: clusters must be launched with that tag (``aws_names.cluster_tags``) in a subnet
 and VPC carrying it, and its ``iam:PassRole`` covers only ``EMR_EC2_DefaultRole``, so the service
 role also gets a small inline policy to pass our own instance role.
 """
