@@ -16,6 +16,7 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from car_rental_platform.code_bundle import s3_object_exists
 from infra_scripts.common import (
     PROJECT,
     AwsContext,
@@ -28,7 +29,6 @@ from infra_scripts.common import (
     get_or_none,
     new_parser,
     resolve_kms_key_arn,
-    s3_object_exists,
     same_policy,
 )
 from infra_scripts.iam import bucket_arn

@@ -27,12 +27,8 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
+from car_rental_platform.aws_names import PROJECT
 from spark_jobs.contract import DATABASE
-
-PROJECT = "car-rental"
-"""Name prefix of every resource these scripts own, and the value of the ``project`` tag."""
-PROJECT_TAG_KEY = "project"
-PROJECT_TAGS: dict[str, str] = {PROJECT_TAG_KEY: PROJECT}
 
 T = TypeVar("T")
 
@@ -175,17 +171,6 @@ def get_or_none(call: Callable[..., T], missing_codes: set[str], **kwargs: Any) 
         if error_code(error) in missing_codes:
             return None
         raise
-
-
-def s3_object_exists(s3: BaseClient, bucket: str, key: str) -> bool:
-    """True if ``key`` exists; a missing bucket counts as missing (dry runs of a new bucket)."""
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error_code(error) in {"404", "NoSuchKey", "NoSuchBucket"}:
-            return False
-        raise
-    return True
 
 
 def resolve_kms_key_arn(ctx: AwsContext, key_id: str | None) -> str | None:

@@ -18,17 +18,22 @@ image that has it already).
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from infra_scripts import upload_code
-from infra_scripts.code_bundle import bootstrap_uri
-from infra_scripts.common import (
+from car_rental_platform.aws_names import (
+    DEFAULT_PYSPARK_PYTHON,
+    DEFAULT_RELEASE_LABEL,
+    EMR_MANAGED_TAG,
     PROJECT,
-    PROJECT_TAGS,
+    active_clusters,
+    console_url,
+    run_job_flow_request,
+)
+from infra_scripts import upload_code
+from infra_scripts.common import (
     AwsContext,
     Plan,
     SetupError,
@@ -37,134 +42,8 @@ from infra_scripts.common import (
     new_parser,
     retry_while_iam_propagates,
 )
-from infra_scripts.iam import EMR_INSTANCE_PROFILE, EMR_MANAGED_TAG, EMR_SERVICE_ROLE
-from spark_jobs.contract import Zone
 
 DEFAULT_NAME = f"{PROJECT}-spark"
-DEFAULT_RELEASE_LABEL = "emr-7.5.0"
-ACTIVE_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
-DEFAULT_PYSPARK_PYTHON = "/usr/bin/python3.11"
-"""EMR 7's default ``python3`` is 3.9; dagster-pipes and ``contract.py`` (StrEnum) need 3.10+."""
-SYSTEM_PYTHON = re.compile(r"/usr/bin/python(?P<version>3\.\d+)")
-"""An interpreter the bootstrap action can install: Amazon Linux's ``python3.X`` package."""
-
-
-def cluster_tags() -> list[dict[str, str]]:
-    """The project tag (the runner policy only operates tagged clusters) and the EMR v2 tag."""
-    return [{"Key": k, "Value": v} for k, v in {**PROJECT_TAGS, **EMR_MANAGED_TAG}.items()]
-
-
-def log_uri(bucket: str) -> str:
-    return f"s3://{bucket}/{Zone.LOGS.value}/emr/"
-
-
-def console_url(region: str, cluster_id: str) -> str:
-    return (
-        f"https://{region}.console.aws.amazon.com/emr/home?region={region}"
-        f"#/clusterDetails/{cluster_id}"
-    )
-
-
-def python_bootstrap_action(
-    bucket: str, pyspark_python: str | None, scripts_prefix: str = Zone.SCRIPTS.value
-) -> dict[str, Any] | None:
-    """The bootstrap action installing ``pyspark_python`` on every node, if it is a system one.
-
-    None when PySpark keeps EMR's own interpreter, or is pointed at one the package manager
-    cannot provide (e.g. a custom image's): there is nothing the script could install.
-    """
-    match = SYSTEM_PYTHON.fullmatch(pyspark_python or "")
-    if match is None:
-        return None
-    version = match["version"]
-    return {
-        "Name": f"install-python{version}",
-        "ScriptBootstrapAction": {"Path": bootstrap_uri(bucket, scripts_prefix), "Args": [version]},
-    }
-
-
-def run_job_flow_request(
-    *,
-    name: str,
-    bucket: str,
-    release_label: str = DEFAULT_RELEASE_LABEL,
-    master_instance_type: str = "m5.xlarge",
-    core_instance_type: str = "m5.xlarge",
-    core_count: int = 2,
-    step_concurrency: int = 2,
-    subnet_id: str | None = None,
-    key_name: str | None = None,
-    pyspark_python: str | None = DEFAULT_PYSPARK_PYTHON,
-    idle_timeout_minutes: int = 0,
-    install_python: bool = True,
-    scripts_prefix: str = Zone.SCRIPTS.value,
-) -> dict[str, Any]:
-    """``run_job_flow`` arguments of the long-running cluster (pure, so tests can read them).
-
-    With ``install_python`` (the default) every node first runs ``emr_bootstrap.sh`` from
-    ``s3://<bucket>/<scripts_prefix>/bootstrap/<digest>/`` to install ``pyspark_python``; the
-    script must be uploaded before the cluster starts (``upload_code``, or ``create``).
-    """
-    instances: dict[str, Any] = {
-        "InstanceGroups": [
-            {
-                "Name": "primary",
-                "InstanceRole": "MASTER",
-                "Market": "ON_DEMAND",
-                "InstanceType": master_instance_type,
-                "InstanceCount": 1,
-            },
-            {
-                "Name": "core",
-                "InstanceRole": "CORE",
-                "Market": "ON_DEMAND",
-                "InstanceType": core_instance_type,
-                "InstanceCount": core_count,
-            },
-        ],
-        # Long-running: the cluster waits for the next Dagster run instead of ending.
-        "KeepJobFlowAliveWhenNoSteps": True,
-        "TerminationProtected": False,
-    }
-    if subnet_id:
-        instances["Ec2SubnetId"] = subnet_id
-    if key_name:
-        instances["Ec2KeyName"] = key_name
-    request: dict[str, Any] = {
-        "Name": name,
-        "ReleaseLabel": release_label,
-        "LogUri": log_uri(bucket),
-        "Applications": [{"Name": "Spark"}],
-        "Instances": instances,
-        "ServiceRole": EMR_SERVICE_ROLE,
-        "JobFlowRole": EMR_INSTANCE_PROFILE,
-        # Independent assets (e.g. several KPI tables) run as parallel steps.
-        "StepConcurrencyLevel": step_concurrency,
-        "VisibleToAllUsers": True,
-        "Tags": cluster_tags(),
-    }
-    if pyspark_python:
-        python_env = {"PYSPARK_PYTHON": pyspark_python, "PYSPARK_DRIVER_PYTHON": pyspark_python}
-        request["Configurations"] = [
-            {
-                "Classification": "spark-env",
-                "Configurations": [{"Classification": "export", "Properties": python_env}],
-            }
-        ]
-    bootstrap = python_bootstrap_action(bucket, pyspark_python, scripts_prefix)
-    if install_python and bootstrap is not None:
-        request["BootstrapActions"] = [bootstrap]
-    if idle_timeout_minutes > 0:
-        request["AutoTerminationPolicy"] = {"IdleTimeout": idle_timeout_minutes * 60}
-    return request
-
-
-def active_clusters(emr: BaseClient, name: str) -> list[str]:
-    """Ids of clusters called ``name`` that are starting, running or waiting (newest first)."""
-    pages = emr.get_paginator("list_clusters").paginate(ClusterStates=list(ACTIVE_STATES))
-    clusters = [c for page in pages for c in page["Clusters"] if c["Name"] == name]
-    clusters.sort(key=lambda c: c["Status"]["Timeline"]["CreationDateTime"], reverse=True)
-    return [c["Id"] for c in clusters]
 
 
 def subnet_is_tagged(ec2: BaseClient, subnet_id: str) -> bool:

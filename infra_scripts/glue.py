@@ -11,14 +11,19 @@ the Spark steps that write their zone, so tables are refreshed exactly when data
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from botocore.client import BaseClient
 
-from infra_scripts.common import (
-    PROJECT,
+from car_rental_platform.aws_names import (
+    GLUE_CRAWLER_ROLE,
     PROJECT_TAGS,
+    crawler_differences,
+    crawler_names,
+    crawler_settings,
+    role_arn,
+)
+from infra_scripts.common import (
     AwsContext,
     Plan,
     add_catalog_arguments,
@@ -30,102 +35,7 @@ from infra_scripts.common import (
     resolve_kms_key_arn,
     retry_while_iam_propagates,
 )
-from infra_scripts.iam import GLUE_CRAWLER_ROLE, role_arn
-from spark_jobs.contract import DATABASE, Zone
-
-CRAWLED_ZONES: tuple[Zone, ...] = (Zone.PROCESSED, Zone.KPI)
-"""Zones whose tables are catalogued. Raw CSVs are read by Spark only; analyses are SQL results."""
-
-SPARK_BOOKKEEPING_EXCLUSIONS = ["**/_SUCCESS", "**/_temporary/**", "**_$folder$"]
-"""Marker and scratch files of Spark/EMRFS commits: not data, and they confuse classifiers."""
-
-SCHEMA_CHANGE_POLICY = {
-    # Columns added by a new job version reach Athena without a manual step.
-    "UpdateBehavior": "UPDATE_IN_DATABASE",
-    # A table whose folder vanished (e.g. a failed overwrite) is only marked deprecated: deleting
-    # it would break every query and view on it, and the next good run restores it.
-    "DeleteBehavior": "DEPRECATE_IN_DATABASE",
-}
-RECRAWL_POLICY = {"RecrawlBehavior": "CRAWL_EVERYTHING"}
-"""Jobs overwrite whole tables, so "new folders only" would miss changed files."""
-
-
-def crawler_name(zone: str, prefix: str = PROJECT) -> str:
-    """``<prefix>-<zone>-crawler``, e.g. ``car-rental-processed-crawler``."""
-    return f"{prefix}-{zone}-crawler"
-
-
-def crawler_names(prefix: str = PROJECT) -> dict[Zone, str]:
-    """Crawler name per crawled zone: what the Dagster catalog assets start."""
-    return {zone: crawler_name(zone.value, prefix) for zone in CRAWLED_ZONES}
-
-
-def crawler_configuration(zone: str) -> dict[str, Any]:
-    """The crawler's ``Configuration`` JSON (as a dict).
-
-    ``TableLevelConfiguration`` pins tables to ``<zone>/<table>/`` (level 1 is the zone folder):
-    without it a crawler merges sibling folders with similar schemas into one table with a
-    partition column, which CombineCompatibleSchemas makes even more likely. Within a table,
-    CombineCompatibleSchemas then keeps partition folders with slightly different files together.
-    """
-    return {
-        "Version": 1.0,
-        "Grouping": {
-            "TableGroupingPolicy": "CombineCompatibleSchemas",
-            "TableLevelConfiguration": len(zone.strip("/").split("/")) + 1,
-        },
-        "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
-    }
-
-
-def crawler_settings(
-    bucket: str, zone: str, *, role: str, database: str = DATABASE
-) -> dict[str, Any]:
-    """Everything of a crawler that this script manages, as ``create_crawler`` arguments."""
-    return {
-        "Role": role,
-        "DatabaseName": database,
-        "Description": f"Catalogues s3://{bucket}/{zone}/ into {database}, one table per folder",
-        "Targets": {
-            "S3Targets": [
-                {"Path": f"s3://{bucket}/{zone}/", "Exclusions": SPARK_BOOKKEEPING_EXCLUSIONS}
-            ]
-        },
-        "SchemaChangePolicy": SCHEMA_CHANGE_POLICY,
-        "RecrawlPolicy": RECRAWL_POLICY,
-        "Configuration": json.dumps(crawler_configuration(zone)),
-        "TablePrefix": "",
-    }
-
-
-def _role_name(role: str) -> str:
-    """Glue may echo a role as a name, a path or an ARN; they name the same role."""
-    return role.rsplit("/", 1)[-1]
-
-
-def crawler_differences(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
-    """Names of the managed fields where the crawler differs from ``desired``."""
-    differences = []
-    if _role_name(current.get("Role", "")) != _role_name(desired["Role"]):
-        differences.append("Role")
-    for key in ("DatabaseName", "Description", "SchemaChangePolicy", "RecrawlPolicy"):
-        if current.get(key) != desired[key]:
-            differences.append(key)
-    if current.get("TablePrefix", "") != desired["TablePrefix"]:
-        differences.append("TablePrefix")
-    current_targets = [
-        (t.get("Path"), sorted(t.get("Exclusions", [])))
-        for t in current.get("Targets", {}).get("S3Targets", [])
-    ]
-    desired_targets = [
-        (t["Path"], sorted(t["Exclusions"])) for t in desired["Targets"]["S3Targets"]
-    ]
-    if current_targets != desired_targets:
-        differences.append("Targets")
-    current_config = json.loads(current.get("Configuration") or "{}")
-    if current_config != json.loads(desired["Configuration"]):
-        differences.append("Configuration")
-    return differences
+from spark_jobs.contract import Zone
 
 
 def workgroup_settings(bucket: str, kms_key_arn: str | None = None) -> dict[str, Any]:

@@ -21,10 +21,19 @@ from typing import Any
 
 from botocore.client import BaseClient
 
-from infra_scripts.common import (
+from car_rental_platform.aws_names import (
+    EMR_INSTANCE_PROFILE,
+    EMR_INSTANCE_ROLE,
+    EMR_SERVICE_ROLE,
+    GLUE_CRAWLER_ROLE,
+    LEGACY_INSTANCE_PROFILES,
+    PIPES_PREFIX,
     PROJECT,
     PROJECT_TAG_KEY,
     PROJECT_TAGS,
+    role_arn,
+)
+from infra_scripts.common import (
     AwsContext,
     Plan,
     SetupError,
@@ -40,20 +49,21 @@ from infra_scripts.common import (
 )
 from spark_jobs.contract import DATABASE, Zone
 
-EMR_SERVICE_ROLE = f"{PROJECT}-emr-service-role"
-"""Role EMR assumes to launch and manage the cluster's EC2 resources (``ServiceRole``)."""
-EMR_INSTANCE_ROLE = f"{PROJECT}-emr-ec2-role"
-"""Role of the cluster's EC2 instances: what Spark steps may touch."""
-EMR_INSTANCE_PROFILE = f"{PROJECT}-emr-ec2-profile"
-"""Instance profile wrapping ``EMR_INSTANCE_ROLE`` (``JobFlowRole`` of ``run_job_flow``)."""
-GLUE_CRAWLER_ROLE = f"{PROJECT}-glue-crawler-role"
 DAGSTER_RUNNER_POLICY = f"{PROJECT}-dagster-runner"
 """Customer managed policy for whatever principal runs the Dagster deployment."""
 DAGSTER_RUNNER_ROLE = f"{PROJECT}-dagster-runner"
 """Optional role with ``DAGSTER_RUNNER_POLICY``, created when a trusted principal is given."""
-
-PIPES_PREFIX = "dagster_pipes"
-"""Prefix where Dagster Pipes exchanges context and messages with EMR steps."""
+GITHUB_ACTIONS_ROLE = f"{PROJECT}-github-actions"
+"""Role the CI workflow (.github/workflows/aws-materialize.yml) assumes through GitHub's OIDC."""
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
+"""The audience configure-aws-credentials asks GitHub's token for."""
+CI_SESSION_SECONDS = 6 * 3600
+"""The workflow's timeout (360 minutes): its credentials must not expire before the job does."""
+EMR_CLEANUP_SERVICE_ROLE = "AWSServiceRoleForEMRCleanup"
+"""Service-linked role EMR creates with the first cluster of an account (it needs the caller's
+``iam:CreateServiceLinkedRole``)."""
+EMR_SERVICE_NAMES = ("elasticmapreduce.amazonaws.com", "elasticmapreduce.amazonaws.com.cn")
 
 EMR_SERVICE_MANAGED_POLICY = "service-role/AmazonEMRServicePolicy_v2"
 """AWS's scoped (v2) EMR service policy.
@@ -61,12 +71,10 @@ EMR_SERVICE_MANAGED_POLICY = "service-role/AmazonEMRServicePolicy_v2"
 Acceptable although AWS-managed: unlike the deprecated ``AmazonElasticMapReduceRole`` it only
 creates or changes EC2 resources tagged ``for-use-with-amazon-emr-managed-policies=true``, has no
 S3 access at all, and AWS keeps it current with EMR's needs, which we could not do by hand.
-Consequences: clusters must be launched with that tag (``emr_cluster.py`` sets it) in a subnet
+Consequences: clusters must be launched with that tag (``aws_names.cluster_tags``) in a subnet
 and VPC carrying it, and its ``iam:PassRole`` covers only ``EMR_EC2_DefaultRole``, so the service
 role also gets a small inline policy to pass our own instance role.
 """
-EMR_MANAGED_TAG = {"for-use-with-amazon-emr-managed-policies": "true"}
-
 INSTANCE_READ_PREFIXES = (Zone.SCRIPTS.value, Zone.RAW.value)
 INSTANCE_WRITE_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.LOGS.value, PIPES_PREFIX)
 CRAWLED_READ_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.ANALYSES.value)
@@ -153,6 +161,38 @@ def principal_trust_policy(principal_arn: str) -> dict[str, Any]:
     )
 
 
+def github_oidc_provider_arn(account: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}"
+
+
+def github_trust_policy(
+    repository: str, branch: str, *, account: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """Only workflows of ``repository`` running on ``branch`` may assume the role.
+
+    GitHub's token names both in its ``sub`` claim (``repo:OWNER/REPO:ref:refs/heads/BRANCH``);
+    its ``aud`` must be the audience configure-aws-credentials requests.
+    """
+    if repository.count("/") != 1 or not all(repository.split("/")):
+        raise SetupError(f"--github-repository must be OWNER/REPO, not {repository!r}")
+    if not branch or any(c in branch for c in "*?"):
+        raise SetupError(f"--github-branch must name one branch, not {branch!r}")
+    return policy(
+        {
+            "Sid": "TrustGitHubActionsOfOneBranch",
+            "Effect": "Allow",
+            "Principal": {"Federated": github_oidc_provider_arn(account, partition)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE,
+                    f"{GITHUB_OIDC_HOST}:sub": f"repo:{repository}:ref:refs/heads/{branch}",
+                }
+            },
+        }
+    )
+
+
 def bucket_arn(bucket: str, partition: str = "aws") -> str:
     return f"arn:{partition}:s3:::{bucket}"
 
@@ -167,8 +207,12 @@ def list_prefix_condition(prefixes: Sequence[str]) -> dict[str, Any]:
     return {"StringLike": {"s3:prefix": values}}
 
 
-def role_arn(name: str, account: str, partition: str = "aws") -> str:
-    return f"arn:{partition}:iam::{account}:role/{name}"
+def emr_cleanup_role_arn(account: str, partition: str = "aws") -> str:
+    """The ARN pattern AWS documents for EMR's cleanup service-linked role (any EMR endpoint)."""
+    return (
+        f"arn:{partition}:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*/"
+        f"{EMR_CLEANUP_SERVICE_ROLE}*"
+    )
 
 
 def glue_catalog_arns(
@@ -350,12 +394,14 @@ def dagster_runner_policy(
         ),
         # ListClusters has no resource type: it is how a cluster is found by name.
         allow("FindClusters", ["elasticmapreduce:ListClusters"], ["*"]),
-        # Steps are submitted, watched, cancelled; clusters terminated: this project's only.
+        # Steps are submitted, watched, cancelled; clusters priced and terminated: this
+        # project's only.
         allow(
             "OperateProjectClusters",
             [
                 "elasticmapreduce:AddJobFlowSteps",
                 "elasticmapreduce:DescribeCluster",
+                "elasticmapreduce:ListInstanceGroups",
                 "elasticmapreduce:DescribeStep",
                 "elasticmapreduce:CancelSteps",
                 "elasticmapreduce:TerminateJobFlows",
@@ -363,12 +409,40 @@ def dagster_runner_policy(
             [emr_cluster],
             {"StringEquals": {tag_key: PROJECT}},
         ),
-        # RunJobFlow hands both EMR roles to EMR; no other role can be passed, to no other service.
+        # RunJobFlow passes the service role to EMR and the instance role to EC2 (AWS's
+        # AmazonEMRFullAccessPolicy_v2 conditions them so); no other role, to no other service.
         allow(
-            "PassEmrRolesToEmr",
+            "PassEmrServiceRoleToEmr",
             ["iam:PassRole"],
-            [role_arn(name, account, partition) for name in (EMR_SERVICE_ROLE, EMR_INSTANCE_ROLE)],
-            {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}},
+            [role_arn(EMR_SERVICE_ROLE, account, partition)],
+            {"StringLike": {"iam:PassedToService": "elasticmapreduce.amazonaws.com*"}},
+        ),
+        allow(
+            "PassEmrInstanceRoleToEc2",
+            ["iam:PassRole"],
+            [role_arn(EMR_INSTANCE_ROLE, account, partition)],
+            {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}},
+        ),
+        # Tags given to RunJobFlow are authorized as AddTags; only with the project tag.
+        allow(
+            "TagProjectClusters",
+            ["elasticmapreduce:AddTags"],
+            [emr_cluster],
+            {"StringEquals": {request_tag_key: PROJECT}},
+        ),
+        # Transient clusters carry an idle auto-termination policy, set during RunJobFlow. The
+        # action knows no condition key usable at launch (the cluster has no tags yet to test).
+        allow(
+            "SetAutoTerminationOfClusters",
+            ["elasticmapreduce:PutAutoTerminationPolicy"],
+            [emr_cluster],
+        ),
+        # The first cluster of an account creates EMR's cleanup service-linked role.
+        allow(
+            "CreateEmrCleanupServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            [emr_cleanup_role_arn(account, partition)],
+            {"StringLike": {"iam:AWSServiceName": list(EMR_SERVICE_NAMES)}},
         ),
         # Creating or updating a crawler hands it the crawler role.
         allow(
@@ -377,18 +451,19 @@ def dagster_runner_policy(
             [role_arn(GLUE_CRAWLER_ROLE, account, partition)],
             {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}},
         ),
-        # The catalog assets create (when missing), update, start, stop and wait for the
-        # project's crawlers.
+        # The catalog assets update, start, stop and wait for the project's crawlers.
         allow(
             "RunProjectCrawlers",
-            [
-                "glue:StartCrawler",
-                "glue:StopCrawler",
-                "glue:GetCrawler",
-                "glue:CreateCrawler",
-                "glue:UpdateCrawler",
-            ],
+            ["glue:StartCrawler", "glue:StopCrawler", "glue:GetCrawler", "glue:UpdateCrawler"],
             [crawlers],
+        ),
+        # CreateCrawler has no resource type (AWS authorizes it on "*" only); its condition key
+        # aws:RequestTag limits it to crawlers created with the project tag.
+        allow(
+            "CreateProjectCrawlers",
+            ["glue:CreateCrawler"],
+            ["*"],
+            {"StringEquals": {f"aws:RequestTag/{PROJECT_TAG_KEY}": PROJECT}},
         ),
         # The catalog and the IO manager create the database when it is missing.
         allow(
@@ -449,6 +524,10 @@ class RoleSpec:
     inline_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     managed_policy_arns: tuple[str, ...] = ()
     instance_profile: str | None = None
+    max_session_seconds: int = 3600
+    """How long credentials of the role last (IAM's default: one hour)."""
+    legacy_instance_profiles: tuple[str, ...] = ()
+    """Profiles of this role under old names: deleted, so the role is in one profile only."""
 
 
 @dataclass(frozen=True)
@@ -470,6 +549,8 @@ def desired_state(
     landing_prefix: str = DEFAULT_LANDING_PREFIX,
     kms_key_arn: str | None = None,
     runner_principal_arn: str | None = None,
+    github_repository: str | None = None,
+    github_branch: str = "main",
 ) -> tuple[list[ManagedPolicySpec], list[RoleSpec]]:
     """Every policy and role of the project, computed from the settings alone."""
     runner = ManagedPolicySpec(
@@ -507,6 +588,7 @@ def desired_state(
                 )
             },
             instance_profile=EMR_INSTANCE_PROFILE,
+            legacy_instance_profiles=LEGACY_INSTANCE_PROFILES,
         ),
         RoleSpec(
             GLUE_CRAWLER_ROLE,
@@ -531,6 +613,19 @@ def desired_state(
                 "Car-rental Dagster deployment, assumed by its own principal",
                 principal_trust_policy(runner_principal_arn),
                 managed_policy_arns=(managed_policy_arn(runner.name, account, partition),),
+            )
+        )
+    if github_repository:
+        roles.append(
+            RoleSpec(
+                GITHUB_ACTIONS_ROLE,
+                f"Car-rental CI: GitHub Actions of {github_repository}@{github_branch}, "
+                "with the runner policy",
+                github_trust_policy(
+                    github_repository, github_branch, account=account, partition=partition
+                ),
+                managed_policy_arns=(managed_policy_arn(runner.name, account, partition),),
+                max_session_seconds=CI_SESSION_SECONDS,
             )
         )
     return [runner], roles
@@ -610,6 +705,7 @@ def ensure_role(iam: BaseClient, plan: Plan, spec: RoleSpec) -> None:
                 RoleName=spec.name,
                 AssumeRolePolicyDocument=json.dumps(spec.trust),
                 Description=spec.description,
+                MaxSessionDuration=spec.max_session_seconds,
                 Tags=_tags(),
             ),
         )
@@ -634,6 +730,17 @@ def ensure_role(iam: BaseClient, plan: Plan, spec: RoleSpec) -> None:
                 spec.name,
                 lambda: iam.update_role(RoleName=spec.name, Description=spec.description),
             )
+        if role.get("MaxSessionDuration", 3600) != spec.max_session_seconds:
+            unchanged = False
+            plan.change(
+                "update",
+                "iam role session duration",
+                spec.name,
+                lambda: iam.update_role(
+                    RoleName=spec.name, MaxSessionDuration=spec.max_session_seconds
+                ),
+                detail=f"{spec.max_session_seconds}s",
+            )
         if unchanged:
             plan.ok("iam role", spec.name)
     exists = found is not None
@@ -641,6 +748,8 @@ def ensure_role(iam: BaseClient, plan: Plan, spec: RoleSpec) -> None:
     _ensure_attached_policies(iam, plan, spec, exists=exists)
     if spec.instance_profile:
         ensure_instance_profile(iam, plan, spec.instance_profile, spec.name)
+    for legacy in spec.legacy_instance_profiles:
+        remove_instance_profile(iam, plan, legacy)
 
 
 def _ensure_inline_policies(iam: BaseClient, plan: Plan, spec: RoleSpec, *, exists: bool) -> None:
@@ -736,6 +845,66 @@ def ensure_instance_profile(iam: BaseClient, plan: Plan, profile: str, role: str
         )
 
 
+def remove_instance_profile(iam: BaseClient, plan: Plan, profile: str) -> None:
+    """Delete a profile this project created under a name it no longer uses."""
+    found = get_or_none(iam.get_instance_profile, {_NOT_FOUND}, InstanceProfileName=profile)
+    if found is None:
+        return
+    for role in found["InstanceProfile"]["Roles"]:
+        plan.change(
+            "detach",
+            "iam instance profile role",
+            f"{profile} <- {role['RoleName']}",
+            lambda name=role["RoleName"]: iam.remove_role_from_instance_profile(
+                InstanceProfileName=profile, RoleName=name
+            ),
+        )
+    plan.change(
+        "delete",
+        "iam instance profile",
+        profile,
+        lambda: iam.delete_instance_profile(InstanceProfileName=profile),
+        detail="renamed to its role's name",
+    )
+
+
+def ensure_github_oidc_provider(
+    iam: BaseClient, plan: Plan, *, account: str, partition: str = "aws"
+) -> None:
+    """GitHub's OIDC identity provider, accepting the STS audience (one per account, shared).
+
+    It is never deleted here: other roles of the account may trust it. AWS validates GitHub's
+    certificates itself, so no thumbprint is pinned.
+    """
+    arn = github_oidc_provider_arn(account, partition)
+    found = get_or_none(
+        iam.get_open_id_connect_provider, {_NOT_FOUND}, OpenIDConnectProviderArn=arn
+    )
+    if found is None:
+        plan.change(
+            "create",
+            "iam oidc provider",
+            GITHUB_OIDC_HOST,
+            lambda: iam.create_open_id_connect_provider(
+                Url=f"https://{GITHUB_OIDC_HOST}",
+                ClientIDList=[GITHUB_OIDC_AUDIENCE],
+                Tags=_tags(),
+            ),
+        )
+    elif GITHUB_OIDC_AUDIENCE not in found.get("ClientIDList", []):
+        plan.change(
+            "update",
+            "iam oidc provider",
+            GITHUB_OIDC_HOST,
+            lambda: iam.add_client_id_to_open_id_connect_provider(
+                OpenIDConnectProviderArn=arn, ClientID=GITHUB_OIDC_AUDIENCE
+            ),
+            detail=f"add audience {GITHUB_OIDC_AUDIENCE}",
+        )
+    else:
+        plan.ok("iam oidc provider", GITHUB_OIDC_HOST)
+
+
 # --- CLI ------------------------------------------------------------------------------------
 
 
@@ -745,6 +914,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"also create role {DAGSTER_RUNNER_ROLE} with the runner policy, "
         "assumable by this principal (the Dagster deployment's role or user ARN)",
+    )
+    parser.add_argument(
+        "--github-repository",
+        default=None,
+        metavar="OWNER/REPO",
+        help=f"also create role {GITHUB_ACTIONS_ROLE} with the runner policy for the CI "
+        "workflow, assumable through GitHub's OIDC provider (created if missing) by this "
+        "repository's workflows on --github-branch only",
+    )
+    parser.add_argument(
+        "--github-branch",
+        default="main",
+        help="the one branch whose workflows may assume the CI role (default: %(default)s)",
     )
     parser.add_argument(
         "--landing-prefix",
@@ -767,7 +949,11 @@ def run(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
         landing_prefix=args.landing_prefix,
         kms_key_arn=resolve_kms_key_arn(ctx, args.kms_key_id),
         runner_principal_arn=args.runner_principal_arn,
+        github_repository=args.github_repository,
+        github_branch=args.github_branch,
     )
+    if args.github_repository:
+        ensure_github_oidc_provider(iam, plan, account=ctx.account_id, partition=ctx.partition)
     for spec in policies:
         ensure_managed_policy(iam, plan, spec, account=ctx.account_id, partition=ctx.partition)
     for role in roles:

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from botocore.client import BaseClient
 
-from infra_scripts.code_bundle import (
+from car_rental_platform.code_bundle import (
     BOOTSTRAP_SCRIPT,
     bootstrap_key,
     build_bundle,
     bundle_keys,
     missing_keys,
+    s3_object_exists,
 )
 from infra_scripts.common import (
     AwsContext,
@@ -28,7 +29,6 @@ from infra_scripts.common import (
     add_common_arguments,
     cli_main,
     new_parser,
-    s3_object_exists,
 )
 from spark_jobs.contract import Zone
 

@@ -93,10 +93,13 @@ def open_reporter() -> Iterator[Reporter]:
     from dagster_pipes import PipesDefaultMessageWriter, open_dagster_pipes
 
     writer: Any = PipesDefaultMessageWriter()
-    if "bucket" in loader.load_messages_params():
+    messages = loader.load_messages_params()
+    if "bucket" in messages:
         import boto3
         from dagster_pipes import PipesS3MessageWriter
 
-        writer = PipesS3MessageWriter(client=boto3.client("s3"))
+        # The runner sends the bucket's region: EMR nodes have no default region configured.
+        region = messages.get("region")
+        writer = PipesS3MessageWriter(client=boto3.client("s3", region_name=region))
     with open_dagster_pipes(params_loader=loader, message_writer=writer) as context:
         yield PipesReporter(context)

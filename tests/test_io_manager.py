@@ -1,11 +1,14 @@
 """The lakehouse IO manager on the local twin (DuckDB): round trips, partitions, safety."""
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from car_rental_platform.resources.duckdb_catalog import DuckDBQueryEngine
@@ -90,6 +93,36 @@ def daily_total(daily_sales: pd.DataFrame) -> pd.DataFrame:
             "rows": [len(daily_sales)],
         }
     )
+
+
+def test_a_table_stored_from_a_query_keeps_its_decimals_and_dates(tmp_path: Path) -> None:
+    """DuckDB's .df() gives float64 and datetime64; the stored table keeps decimal and date."""
+    res = resources(tmp_path)
+    engine = res["engine"]
+
+    @dg.asset(key=["analyses", "daily_revenue"])
+    def daily_revenue() -> pd.DataFrame:
+        return engine.query(
+            "SELECT DATE '2024-01-02' AS rental_date, "
+            "0.10::DECIMAL(18,2) + 0.20::DECIMAL(18,2) AS total_revenue, "
+            "NULL::DECIMAL(18,2) AS refunds"
+        )
+
+    assert dg.materialize([daily_revenue], resources=res).success
+
+    path = tmp_path / "lake" / "analyses" / "daily_revenue" / "part-00000.parquet"
+    stored = pq.read_table(path)
+    assert stored.schema.field("rental_date").type == pa.date32()
+    assert stored.schema.field("total_revenue").type == pa.decimal128(19, 2)
+    assert stored.to_pylist() == [
+        {"rental_date": date(2024, 1, 2), "total_revenue": Decimal("0.30"), "refunds": None}
+    ]
+    view = engine.query("DESCRIBE car_rental_db.daily_revenue")
+    assert dict(zip(view["column_name"], view["column_type"], strict=True)) == {
+        "rental_date": "DATE",
+        "total_revenue": "DECIMAL(19,2)",
+        "refunds": "DECIMAL(18,2)",
+    }
 
 
 def test_partitioned_output_and_partition_filtered_load(tmp_path: Path) -> None:

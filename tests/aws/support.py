@@ -95,6 +95,13 @@ def moto_glue(region: str = "us-east-1") -> Any:
     return glue_backends[DEFAULT_ACCOUNT_ID][region]
 
 
+def moto_emr_cluster(cluster_id: str, region: str = "us-east-1") -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.emr.models import emr_backends
+
+    return emr_backends[DEFAULT_ACCOUNT_ID][region].clusters[cluster_id]
+
+
 def put_object(bucket: str, key: str, body: bytes) -> None:
     moto_s3().put_object(bucket, key, body)
 
@@ -443,11 +450,23 @@ def _cell(value: str | None) -> dict[str, str]:
     return {} if value is None else {"VarCharValue": value}
 
 
+def _column_info(name: str, kind: str) -> dict[str, Any]:
+    """Athena's ColumnInfo; ``decimal(18,2)`` becomes type ``decimal`` with precision and scale."""
+    base, _, size = kind.partition("(")
+    info: dict[str, Any] = {"Name": name, "Label": name, "Type": base}
+    if size:
+        precision, _, scale = size.rstrip(")").partition(",")
+        info["Precision"] = int(precision)
+        if scale:
+            info["Scale"] = int(scale)
+    return info
+
+
 def query_result(columns: dict[str, str], rows: list[list[str | None]]) -> dict[str, Any]:
     """One result in moto's format; the first row repeats the column names, as Athena's does."""
     header = [{"Data": [_cell(name) for name in columns]}]
     body = [{"Data": [_cell(value) for value in row]} for row in rows]
-    info = [{"Name": name, "Label": name, "Type": kind} for name, kind in columns.items()]
+    info = [_column_info(name, kind) for name, kind in columns.items()]
     return {"rows": header + body, "column_info": info}
 
 

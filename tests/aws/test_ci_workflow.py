@@ -14,6 +14,7 @@ from dagster._core.definitions.asset_selection import AssetSelection
 
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.resources.aws import aws_resources
+from infra_scripts import iam
 
 WORKFLOW = Path(__file__).parents[2] / ".github" / "workflows" / "aws-materialize.yml"
 COMMAND = (
@@ -59,6 +60,7 @@ def test_materializes_with_the_aws_deployment(workflow: dict[str, Any]) -> None:
     assert env["CAR_RENTAL_BUCKET"] == "${{ vars.CAR_RENTAL_BUCKET }}"
     assert env["CAR_RENTAL_EMR_CLUSTER_NAME"] == "${{ vars.CAR_RENTAL_EMR_CLUSTER_NAME }}"
     assert env["CAR_RENTAL_AWS_REGION"] == "${{ vars.AWS_REGION }}"
+    assert env["CAR_RENTAL_EMR_SUBNET_ID"] == "${{ vars.CAR_RENTAL_EMR_SUBNET_ID }}"
 
     checkout, _ = _step(job, lambda s: s.get("uses", "").startswith("actions/checkout@"))
     python, setup = _step(job, lambda s: s.get("uses", "").startswith("actions/setup-python@"))
@@ -73,11 +75,27 @@ def test_materializes_with_the_aws_deployment(workflow: dict[str, Any]) -> None:
         "role-to-assume": "${{ secrets.AWS_ROLE_ARN }}",
         "role-session-name": "car-rental-materialize-${{ github.run_id }}",
         "aws-region": "${{ vars.AWS_REGION }}",
+        "role-duration-seconds": iam.CI_SESSION_SECONDS,
     }
     assert workflow["permissions"]["id-token"] == "write", "OIDC"
     home = materialize["env"]["DAGSTER_HOME"]
     assert home.startswith("${{ runner.temp }}/")
     assert 'mkdir -p "$DAGSTER_HOME"' in materialize["run"]
+
+
+def test_credentials_last_as_long_as_the_job_and_the_role_allows_it(
+    workflow: dict[str, Any],
+) -> None:
+    job = _job(workflow)
+    _, credentials = _step(
+        job, lambda s: s.get("uses") == "aws-actions/configure-aws-credentials@v4"
+    )
+    assert credentials["with"]["role-duration-seconds"] == job["timeout-minutes"] * 60
+    _, roles = iam.desired_state(
+        bucket="b", region="eu-west-1", account="111122223333", github_repository="acme/repo"
+    )
+    ci_role = next(role for role in roles if role.name == iam.GITHUB_ACTIONS_ROLE)
+    assert ci_role.max_session_seconds >= job["timeout-minutes"] * 60
 
 
 def test_no_credentials_are_committed() -> None:

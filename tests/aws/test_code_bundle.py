@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra_scripts import upload_code
-from infra_scripts.code_bundle import (
+from car_rental_platform.code_bundle import (
     BOOTSTRAP_SCRIPT,
     DEPS_ZIP_NAME,
     bootstrap_key,
@@ -22,6 +21,7 @@ from infra_scripts.code_bundle import (
     upload_bootstrap,
     upload_bundle,
 )
+from infra_scripts import upload_code
 from tests.aws.support import AwsEnv, changed_lines
 
 

@@ -14,11 +14,12 @@ import subprocess
 
 import pytest
 
+from car_rental_platform import aws_names
+from car_rental_platform.code_bundle import BOOTSTRAP_SCRIPT, bootstrap_key
 from infra_scripts import emr_cluster, iam
-from infra_scripts.code_bundle import BOOTSTRAP_SCRIPT, bootstrap_key
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
 
-ACTIVE = list(emr_cluster.ACTIVE_STATES)
+ACTIVE = list(aws_names.ACTIVE_STATES)
 
 
 def _create(aws_env: AwsEnv, *extra: str) -> int:
@@ -191,7 +192,7 @@ def test_untagged_subnet_is_flagged(aws_env: AwsEnv, capsys: pytest.CaptureFixtu
     assert _create(aws_env, "--subnet-id", subnet, "--dry-run") == 0
     assert f"note: subnet {subnet} lacks the tag" in capsys.readouterr().out
 
-    emr_tag = [{"Key": k, "Value": v} for k, v in iam.EMR_MANAGED_TAG.items()]
+    emr_tag = [{"Key": k, "Value": v} for k, v in aws_names.EMR_MANAGED_TAG.items()]
     ec2.create_tags(Resources=[subnet], Tags=emr_tag)
     assert _create(aws_env, "--subnet-id", subnet, "--dry-run") == 0
     assert "note:" not in capsys.readouterr().out

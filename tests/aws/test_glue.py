@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from car_rental_platform import aws_names
 from infra_scripts import glue, iam
 from spark_jobs.contract import Zone
 from tests.aws.support import AwsEnv, changed_lines
@@ -28,7 +29,7 @@ def test_crawler_names_follow_the_prefix() -> None:
         Zone.PROCESSED: "car-rental-processed-crawler",
         Zone.KPI: "car-rental-kpi-crawler",
     }
-    assert glue.crawler_name("kpi", "acme") == "acme-kpi-crawler"
+    assert aws_names.crawler_name("kpi", "acme") == "acme-kpi-crawler"
 
 
 def test_crawler_settings() -> None:
@@ -103,7 +104,7 @@ def test_second_run_changes_nothing(aws_env: AwsEnv, capsys: pytest.CaptureFixtu
 def test_hand_made_drift_is_reported_as_updates(
     aws_env: AwsEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    name = glue.crawler_name("processed")
+    name = aws_names.crawler_name("processed")
     client = aws_env.client("glue")
     client.create_database(DatabaseInput={"Name": "car_rental_db"})
     client.create_crawler(

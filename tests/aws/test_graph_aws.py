@@ -56,12 +56,12 @@ from car_rental_platform.assets.analyses import ANALYSES
 from car_rental_platform.assets.catalog import CATALOGED, catalog_key
 from car_rental_platform.assets.kpi import KPI_CHECKS, kpi_key
 from car_rental_platform.assets.processed import PROCESSED_CHECKS
+from car_rental_platform.aws_names import run_job_flow_request
+from car_rental_platform.code_bundle import bootstrap_key, build_bundle
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.resources.aws import aws_resources
 from car_rental_platform.resources.aws.glue_tables import glue_type
 from car_rental_platform.sample_data import SampleSummary, generate
-from infra_scripts.code_bundle import bootstrap_key, build_bundle
-from infra_scripts.emr_cluster import run_job_flow_request
 from spark_jobs import cli
 from spark_jobs.contract import (
     KPI_BY_NAME,

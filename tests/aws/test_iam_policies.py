@@ -1,4 +1,8 @@
-"""The IAM documents are least-privilege: no wildcard actions, S3 only in the lake bucket."""
+"""The IAM documents are least-privilege: no wildcard actions, S3 only in the lake bucket.
+
+Whether AWS defines each action, resource type and condition key as used here is checked
+against AWS's own reference in test_iam_catalog.py.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from car_rental_platform.aws_names import PROJECT
 from car_rental_platform.resources.aws import S3Landing
 from infra_scripts import iam
 from infra_scripts.common import SetupError
@@ -83,21 +88,6 @@ def test_bucket_listing_is_limited_to_prefixes(name: str) -> None:
             assert statement["Condition"]["StringLike"]["s3:prefix"]
 
 
-@pytest.mark.parametrize("name", sorted(PERMISSION_DOCUMENTS))
-def test_star_resources_only_where_aws_has_no_resource_type(name: str) -> None:
-    star_actions = {
-        a
-        for s in _statements(PERMISSION_DOCUMENTS[name])
-        if "*" in _as_list(s["Resource"])
-        for a in _as_list(s["Action"])
-    }
-    assert star_actions <= {
-        "elasticmapreduce:RunJobFlow",
-        "elasticmapreduce:ListClusters",
-        "sts:GetCallerIdentity",
-    }
-
-
 def test_emr_instance_role_reads_code_and_raw_and_writes_outputs_only() -> None:
     document = iam.emr_instance_policy(BUCKET)
     by_sid = {s["Sid"]: s for s in _statements(document)}
@@ -136,17 +126,22 @@ def test_glue_crawler_policy_is_scoped_to_the_project_database() -> None:
 
 
 def test_runner_passes_only_project_roles_to_their_service() -> None:
+    """The service role goes to EMR, the instance role to EC2 (EMR passes it on at launch)."""
     document = iam.dagster_runner_policy(BUCKET, region=REGION, account=ACCOUNT)
     pass_role = [s for s in _statements(document) if "iam:PassRole" in s["Action"]]
     passed = {
-        r: s["Condition"]["StringEquals"]["iam:PassedToService"]
+        r: (operator, values["iam:PassedToService"])
         for s in pass_role
+        for operator, values in s["Condition"].items()
         for r in s["Resource"]
     }
     assert passed == {
-        iam.role_arn(iam.EMR_SERVICE_ROLE, ACCOUNT): "elasticmapreduce.amazonaws.com",
-        iam.role_arn(iam.EMR_INSTANCE_ROLE, ACCOUNT): "elasticmapreduce.amazonaws.com",
-        iam.role_arn(iam.GLUE_CRAWLER_ROLE, ACCOUNT): "glue.amazonaws.com",
+        iam.role_arn(iam.EMR_SERVICE_ROLE, ACCOUNT): (
+            "StringLike",
+            "elasticmapreduce.amazonaws.com*",
+        ),
+        iam.role_arn(iam.EMR_INSTANCE_ROLE, ACCOUNT): ("StringLike", "ec2.amazonaws.com*"),
+        iam.role_arn(iam.GLUE_CRAWLER_ROLE, ACCOUNT): ("StringEquals", "glue.amazonaws.com"),
     }
     assert {a for s in pass_role for a in s["Action"]} == {"iam:PassRole"}
 
@@ -164,6 +159,37 @@ def test_runner_operates_only_clusters_tagged_for_the_project() -> None:
     assert athena == [f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/car-rental"]
     crawlers = by_sid["RunProjectCrawlers"]["Resource"]
     assert crawlers == [f"arn:aws:glue:{REGION}:{ACCOUNT}:crawler/car-rental-*"]
+    assert "glue:CreateCrawler" not in by_sid["RunProjectCrawlers"]["Action"]
+    assert by_sid["CreateProjectCrawlers"]["Resource"] == ["*"]
+    assert by_sid["CreateProjectCrawlers"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/project": "car-rental"}
+    }
+
+
+def test_runner_may_launch_clusters_the_way_emr_authorizes_run_job_flow() -> None:
+    """RunJobFlow with tags needs AddTags, with an auto-termination policy
+    PutAutoTerminationPolicy, and in a new account the cleanup service-linked role."""
+    by_sid = _runner_statements()
+    tags = by_sid["TagProjectClusters"]
+    assert tags["Action"] == ["elasticmapreduce:AddTags"]
+    assert tags["Condition"] == {"StringEquals": {"elasticmapreduce:RequestTag/project": PROJECT}}
+    assert by_sid["SetAutoTerminationOfClusters"]["Action"] == [
+        "elasticmapreduce:PutAutoTerminationPolicy"
+    ]
+    linked = by_sid["CreateEmrCleanupServiceLinkedRole"]
+    assert linked["Action"] == ["iam:CreateServiceLinkedRole"]
+    assert linked["Resource"] == [
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/elasticmapreduce.amazonaws.com*/"
+        "AWSServiceRoleForEMRCleanup*"
+    ]
+    assert linked["Condition"] == {
+        "StringLike": {
+            "iam:AWSServiceName": [
+                "elasticmapreduce.amazonaws.com",
+                "elasticmapreduce.amazonaws.com.cn",
+            ]
+        }
+    }
 
 
 def test_emr_service_role_uses_the_v2_managed_policy_and_passes_our_instance_role() -> None:

@@ -19,7 +19,7 @@ from botocore import xform_name
 from dagster_aws.pipes import PipesS3MessageReader
 
 import car_rental_platform.resources.aws as aws_resources_package
-from infra_scripts import code_bundle, common, emr_cluster
+from car_rental_platform import aws_names, code_bundle
 from tests.aws.runner_permissions import (
     EXAMPLE,
     ON_BEHALF,
@@ -49,8 +49,8 @@ HELPERS = (
     code_bundle.upload_bundle,
     code_bundle.missing_keys,
     code_bundle.upload_bootstrap,
-    common.s3_object_exists,
-    emr_cluster.active_clusters,
+    code_bundle.s3_object_exists,
+    aws_names.active_clusters,
     PipesS3MessageReader,
 )
 """Code outside resources/aws that the resources call with their own clients."""
@@ -136,6 +136,18 @@ def test_the_evaluator_refuses_what_the_policy_does_not_grant() -> None:
             {"elasticmapreduce:ResourceTag/project": "another-project"},
         ),
         Request("elasticmapreduce:RunJobFlow", "*"),
+        Request("elasticmapreduce:AddTags", cluster, {"elasticmapreduce:RequestTag/project": "x"}),
+        Request("glue:CreateCrawler", "*"),
+        Request(
+            "iam:PassRole",
+            EXAMPLE.role("car-rental-emr-ec2-role"),
+            {"iam:PassedToService": "elasticmapreduce.amazonaws.com"},
+        ),
+        Request(
+            "iam:CreateServiceLinkedRole",
+            "arn:aws:iam::111122223333:role/aws-service-role/glue.amazonaws.com/AWSServiceRoleForGlue",
+            {"iam:AWSServiceName": "glue.amazonaws.com"},
+        ),
         Request(
             "iam:PassRole",
             EXAMPLE.role("car-rental-glue-crawler-role"),

@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -34,6 +35,7 @@ from car_rental_platform.resources.aws import (
     S3Lake,
     TableRegistrationError,
 )
+from car_rental_platform.resources.aws.athena import parse_result_csv
 from car_rental_platform.resources.aws.glue_tables import glue_type, partition_folders
 from car_rental_platform.resources.io_manager import LakehouseIOManager
 from car_rental_platform.resources.query import UnsafeIdentifierError
@@ -170,10 +172,76 @@ def test_frames_have_the_dtypes_duckdb_gives_locally(aws_env: AwsEnv, bucket: st
     pd.testing.assert_frame_equal(frame, local)
 
 
+def test_a_table_stored_from_a_query_keeps_its_decimals_and_dates(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    """Frames hold float64 and datetime64 (as DuckDB's do); the stored table keeps SQL types."""
+    columns = {"rental_date": "date", "total_revenue": "decimal(18,2)", "n": "bigint"}
+    seed_results(aws_env, columns, [["2024-01-02", "1234.50", "3"], ["2024-01-03", None, "0"]])
+    engine = _engine(aws_env)
+
+    @dg.asset(key=["analyses", "daily_revenue"])
+    def daily_revenue() -> pd.DataFrame:
+        return engine.query("SELECT rental_date, total_revenue, n FROM t")
+
+    resources = {"io_manager": LakehouseIOManager(lake=_lake(aws_env), engine=engine)}
+    assert dg.materialize([daily_revenue], resources=resources).success
+
+    descriptor = _glue_table(aws_env, "daily_revenue")["StorageDescriptor"]
+    assert [(c["Name"], c["Type"]) for c in descriptor["Columns"]] == [
+        ("rental_date", "date"),
+        ("total_revenue", "decimal(18,2)"),
+        ("n", "bigint"),
+    ]
+    body = aws_env.client("s3").get_object(
+        Bucket=bucket, Key="analyses/daily_revenue/part-00000.parquet"
+    )["Body"]
+    assert pq.read_table(io.BytesIO(body.read())).to_pylist()[0]["total_revenue"] == (
+        Decimal("1234.50")
+    )
+
+
 def test_result_file_in_s3_gives_the_same_frame(aws_env: AwsEnv, bucket: str) -> None:
     seed_results(aws_env, TYPED_COLUMNS, TYPED_ROWS)
     frame = _engine(aws_env, read_results_from_s3=True).query("SELECT 1")
     pd.testing.assert_frame_equal(frame, EXPECTED)
+
+
+def test_empty_strings_and_nulls_stay_apart_in_both_result_paths(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    """Athena's CSV quotes "" and leaves NULL bare; the API gives VarCharValue "" or none.
+
+    (moto writes embedded quotes undoubled, unlike Athena: test_result_csv_rows has those.)
+    """
+    rows: list[list[str | None]] = [["", None, "one, two\nthree"], [None, "", "x"]]
+    columns = {"a": "varchar", "b": "varchar", "c": "varchar"}
+    frames = []
+    for read_results_from_s3 in (True, False):
+        seed_results(aws_env, columns, rows)
+        engine = _engine(aws_env, read_results_from_s3=read_results_from_s3)
+        frames.append(engine.query("SELECT a, b, c FROM t"))
+
+    for frame in frames:
+        assert frame.to_dict("list") == {
+            "a": ["", None],
+            "b": [None, ""],
+            "c": ["one, two\nthree", "x"],
+        }
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ('"a","b"\n"1",""\n', [["a", "b"], ["1", ""]]),
+        ('"1",,""\r\n,"2",\n', [["1", None, ""], [None, "2", None]]),
+        ('"x"', [["x"]]),
+        ('"say ""hi"", twice\nthen stop",""\n', [['say "hi", twice\nthen stop', ""]]),
+        ("", []),
+    ],
+)
+def test_result_csv_rows(text: str, rows: list[list[str | None]]) -> None:
+    assert parse_result_csv(text) == rows
 
 
 def test_large_result_is_read_from_the_csv_file(

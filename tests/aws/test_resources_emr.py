@@ -25,14 +25,19 @@ Pipes reader polling S3 once a second.
 """
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import dagster as dg
 import pytest
+from botocore.stub import Stubber
 from moto.core.exceptions import ServiceException
 from moto.emr import models as emr_models
 
+from car_rental_platform.aws_names import run_job_flow_request
+from car_rental_platform.code_bundle import bootstrap_key, build_bundle
 from car_rental_platform.resources.aws import (
     EmrBootstrapAction,
     EmrClusterError,
@@ -42,10 +47,15 @@ from car_rental_platform.resources.aws import (
     EmrTimeoutError,
     S3Lake,
 )
+from car_rental_platform.resources.aws.emr import EmrJobs
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
-from infra_scripts.code_bundle import bootstrap_key, build_bundle
-from infra_scripts.emr_cluster import run_job_flow_request
-from tests.aws.support import AwsEnv, FakeEmr
+from tests.aws.support import (
+    AwsEnv,
+    FakeEmr,
+    moto_emr_cluster,
+    pipes_message,
+    write_pipes_chunk,
+)
 
 TERMINATED = ("TERMINATING", "TERMINATED")
 
@@ -158,6 +168,8 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
     assert call.pipes_context["asset_keys"] == ["kpi/daily_metrics"]
     assert call.pipes_context["run_id"] == result.run_id
     assert call.pipes_messages["bucket"] == bucket
+    assert call.pipes_messages["region"] == aws_env.region
+    assert call.pipes_messages["include_stdio_in_messages"] is True
     assert call.pipes_messages["key_prefix"].startswith(f"dagster_pipes/{result.run_id}/")
     step = aws_env.client("emr").describe_step(ClusterId=cluster_id, StepId=call.step_id)["Step"]
     assert step["Config"]["Jar"] == "command-runner.jar"
@@ -261,7 +273,7 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     assert cluster["LogUri"] == f"s3://{bucket}/logs/emr/"
     assert cluster["StepConcurrencyLevel"] == 4
     assert cluster["ServiceRole"] == "car-rental-emr-service-role"
-    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "car-rental-emr-ec2-profile"
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "car-rental-emr-ec2-role"
     assert [app["Name"] for app in cluster["Applications"]] == ["Spark"]
     assert {"Key": "dagster-run-id", "Value": result.run_id} in cluster["Tags"]
     assert {"Key": "project", "Value": "car-rental"} in cluster["Tags"]
@@ -296,6 +308,82 @@ def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket:
     assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=bucket)
 
 
+def test_steps_report_instance_hours_and_cost_and_the_cluster_logs_its_total(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The template's three m5.xlarge at 0.25 USD an hour, up for two hours, the step 30 min.
+
+    moto reports NormalizedInstanceHours (0) but no clock passes: the test sets the hours and
+    the timeline EMR would report.
+    """
+
+    def outcome(cluster: Any, step: Any, call: Any) -> None:
+        now = emr_models.utcnow()
+        cluster.ready_datetime = now - timedelta(hours=2)
+        cluster.normalized_instance_hours = 48
+        step.start_date_time = now - timedelta(minutes=30)
+        FakeEmr.succeed(("kpi/daily_metrics", ROWS))(cluster, step, call)
+        step.end_date_time = now
+
+    fake_emr.outcomes.append(outcome)
+
+    result = _materialize(aws_env, _runner(aws_env, instance_prices_usd="m5.xlarge=0.25"))
+
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("kpi__daily_metrics")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    assert metadata["emr_cluster_normalized_instance_hours"] == 48
+    assert metadata["emr_cluster_estimated_cost_usd"] == pytest.approx(1.50, abs=0.01)
+    assert metadata["emr_step_estimated_cost_usd"] == pytest.approx(0.375, abs=0.001)
+    (call,) = fake_emr.steps
+    assert (
+        f"transient EMR cluster {call.cluster_id} used 48 normalized instance hours over 2.0"
+        in capfd.readouterr().err
+    )
+
+
+def test_without_a_price_for_every_instance_type_there_is_no_estimate(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    jobs = _runner(aws_env, cluster_id=cluster_id, instance_prices_usd="r5.xlarge=0.3").get_client()
+
+    cost = jobs.cluster_cost(cluster_id=cluster_id)
+
+    assert (cost.normalized_instance_hours, cost.usd_per_hour, cost.estimated_usd) == (
+        0,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("prices", ["m5.xlarge", "m5.xlarge=cheap", "=0.2", "m5.xlarge=-1"])
+def test_a_malformed_price_list_fails_before_any_step(aws_env: AwsEnv, prices: str) -> None:
+    with pytest.raises(ValueError, match="is not TYPE=USD_PER_HOUR"):
+        _runner(aws_env, cluster_id="j-1", instance_prices_usd=prices).get_client()
+
+
+def test_the_drivers_output_reaches_the_run_while_the_step_runs(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The job's Pipes writer sends its stdio as log_external_stream messages (see
+    test_reporting_s3.py); Dagster writes them to the run's stderr/stdout, i.e. its compute logs."""
+
+    def outcome(cluster: Any, step: Any, call: Any) -> None:
+        stream = {"stream": "stderr", "text": "WARN TaskSetManager: lost task 0.0\n", "extras": {}}
+        write_pipes_chunk(
+            call, pipes_message("log_external_stream", stream), pipes_message("closed", {})
+        )
+        step.state = "COMPLETED"
+        step.end_date_time = step.start_date_time
+
+    fake_emr.outcomes.append(outcome)
+
+    assert _materialize(aws_env, _runner(aws_env)).success
+
+    assert "WARN TaskSetManager: lost task 0.0" in capfd.readouterr().err
+
+
 def test_failed_step_raises_with_reason_and_stderr_tail_and_ends_the_cluster(
     aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
 ) -> None:
@@ -314,7 +402,7 @@ def test_failed_step_raises_with_reason_and_stderr_tail_and_ends_the_cluster(
     assert f"Last lines of {stderr_uri}:\nline 98\nline 99\nAnalysisException: no rentals" in (
         message
     )
-    assert "line 97" not in message
+    assert "\nline 97\n" not in message
     assert _cluster(aws_env, call.cluster_id)["Status"]["State"] in TERMINATED
 
 
@@ -378,6 +466,83 @@ def test_cluster_terminated_with_errors_fails_the_step_with_its_reason(
     assert f"EMR step {step_id} (kpi_job.py) on cluster {cluster_id} ended PENDING" in message
     assert "cluster TERMINATED_WITH_ERRORS: The master node was terminated by user." in message
     assert "(stderr not in S3 after waiting 0s)" in message
+
+
+def test_a_cluster_that_fails_to_start_fails_the_step_with_the_clusters_reason(
+    aws_env: AwsEnv, bucket: str
+) -> None:
+    """EMR cancels the steps of a cluster that never started; only the cluster says why.
+
+    No step is played here: moto's cluster is put in the state EMR leaves it in (moto reports a
+    StateChangeReason's Message, not its Code: the next test covers the Code).
+    """
+    cluster_id = _long_running_cluster(aws_env)
+    jobs = _runner(aws_env, cluster_id=cluster_id).get_client()
+    step_id = jobs.submit_step(cluster_id=cluster_id, name="kpi_job.py", args=["spark-submit"])
+    cluster = moto_emr_cluster(cluster_id, aws_env.region)
+    cluster.state = "TERMINATED_WITH_ERRORS"
+    cluster.last_state_change_reason = "Master instance failed: bootstrap action 1 returned 1"
+    for step in cluster.steps:
+        step.state = "CANCELLED"
+
+    with pytest.raises(EmrStepError) as raised:
+        jobs.wait_for_step(cluster_id=cluster_id, step_id=step_id, log=dg.get_dagster_logger())
+
+    message = str(raised.value)
+    assert f"EMR step {step_id} (kpi_job.py) on cluster {cluster_id} ended CANCELLED" in message
+    assert (
+        "cluster TERMINATED_WITH_ERRORS: Master instance failed: bootstrap action 1 returned 1"
+        in message
+    )
+    assert "no reason given" not in message
+    assert "(the step never started: it has no logs)" in message
+    assert raised.value.metadata["cluster_state_change_reason"].value == (
+        "Master instance failed: bootstrap action 1 returned 1"
+    )
+
+
+def test_the_clusters_reason_code_and_message_are_both_quoted(aws_env: AwsEnv) -> None:
+    """What real EMR answers for a cluster it could not start (botocore's Stubber plays EMR)."""
+    runner = _runner(aws_env, cluster_id="j-1")
+    emr = botocore.session.get_session().create_client("emr", region_name=aws_env.region)
+    jobs = EmrJobs(runner, emr=emr, s3=aws_env.client("s3"))
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    with Stubber(emr) as stub:
+        stub.add_response(
+            "describe_step",
+            {
+                "Step": {
+                    "Id": "s-1",
+                    "Name": "kpi_job.py",
+                    "Status": {"State": "CANCELLED", "Timeline": {"CreationDateTime": when}},
+                }
+            },
+        )
+        stub.add_response(
+            "describe_cluster",
+            {
+                "Cluster": {
+                    "Id": "j-1",
+                    "Name": "car-rental-transient-1",
+                    "Status": {
+                        "State": "TERMINATED_WITH_ERRORS",
+                        "StateChangeReason": {
+                            "Code": "VALIDATION_ERROR",
+                            "Message": "Invalid InstanceProfile: car-rental-emr-ec2-profile.",
+                        },
+                    },
+                }
+            },
+        )
+        with pytest.raises(EmrStepError) as raised:
+            jobs.wait_for_step(cluster_id="j-1", step_id="s-1", log=dg.get_dagster_logger())
+
+    message = str(raised.value)
+    assert "EMR step s-1 (kpi_job.py) on cluster j-1 ended CANCELLED after" in message
+    assert (
+        "s. cluster TERMINATED_WITH_ERRORS: VALIDATION_ERROR: "
+        "Invalid InstanceProfile: car-rental-emr-ec2-profile." in message
+    )
 
 
 class Throttled(ServiceException):

@@ -18,13 +18,13 @@ import dagster as dg
 import pytest
 from moto.glue import models as glue_models
 
+from car_rental_platform.aws_names import crawler_settings
 from car_rental_platform.resources.aws import (
     CrawlerError,
     CrawlerTimeoutError,
     GlueCrawlerCatalog,
     S3Lake,
 )
-from infra_scripts.glue import crawler_settings
 from spark_jobs.contract import Zone
 from tests.aws.support import AwsEnv, Crawl, ScriptedCrawls
 

@@ -11,9 +11,9 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
+from car_rental_platform.aws_names import crawler_names
+from car_rental_platform.code_bundle import DEPS_ZIP_NAME, bootstrap_key
 from infra_scripts import iam, setup_all
-from infra_scripts.code_bundle import DEPS_ZIP_NAME, bootstrap_key
-from infra_scripts.glue import crawler_names
 from spark_jobs.contract import DATABASE, Zone
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
 

@@ -72,6 +72,7 @@ SETTINGS: dict[str, str] = {
     "CAR_RENTAL_EMR_CORE_MARKET": "ON_DEMAND or SPOT core nodes of transient clusters",
     "CAR_RENTAL_EMR_POLL_SECONDS": "seconds between step polls (default 15)",
     "CAR_RENTAL_EMR_STEP_TIMEOUT_SECONDS": "seconds a step may take (default 21600)",
+    "CAR_RENTAL_EMR_INSTANCE_PRICES_USD": "m5.xlarge=0.24,...: USD per instance-hour, for costs",
     "CAR_RENTAL_DATABASE": "Glue database, as the local catalog's (default car_rental_db)",
     "CAR_RENTAL_GLUE_CRAWLER_PREFIX": "crawler name prefix (default car-rental)",
     "CAR_RENTAL_GLUE_CRAWLER_ROLE_ARN": "crawler role (default: car-rental-glue-crawler-role)",
@@ -143,6 +144,7 @@ def aws_resources(settings: Mapping[str, str] | None = None) -> dict[str, Any]:
                     "cluster_name": pick("CAR_RENTAL_EMR_CLUSTER_NAME"),
                     "poll_interval_seconds": pick("CAR_RENTAL_EMR_POLL_SECONDS", kind=int),
                     "step_timeout_seconds": pick("CAR_RENTAL_EMR_STEP_TIMEOUT_SECONDS", kind=int),
+                    "instance_prices_usd": pick("CAR_RENTAL_EMR_INSTANCE_PRICES_USD"),
                 }
             ),
         ),

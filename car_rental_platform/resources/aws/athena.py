@@ -11,8 +11,8 @@ from the CSV file Athena writes to the output location, which is one GET instead
 from __future__ import annotations
 
 import contextlib
-import io
 import math
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 from pydantic import Field
 
+from car_rental_platform.aws_names import PROJECT
 from car_rental_platform.resources.aws.clients import (
     INTERRUPTS,
     AwsConnection,
@@ -33,8 +34,12 @@ from car_rental_platform.resources.aws.clients import (
 )
 from car_rental_platform.resources.aws.errors import AthenaQueryError, AthenaTimeoutError
 from car_rental_platform.resources.aws.glue_tables import register_parquet_table
-from car_rental_platform.resources.query import QueryEngine, QuerySession, validate_identifier
-from infra_scripts.common import PROJECT
+from car_rental_platform.resources.query import (
+    QueryEngine,
+    QuerySession,
+    validate_identifier,
+    with_sql_types,
+)
 from spark_jobs.contract import Zone
 
 if TYPE_CHECKING:
@@ -205,7 +210,7 @@ class AthenaQueries:
             QueryExecutionId=query_id, MaxResults=min(RESULTS_PAGE, settings.api_max_rows + 1)
         )
         columns = [
-            Column(info["Name"], info["Type"].lower())
+            Column(info["Name"], _column_type(info))
             for info in first["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]
         ]
         rows = [_values(row) for row in first["ResultSet"]["Rows"]]
@@ -245,18 +250,8 @@ class AthenaQueries:
     ) -> pd.DataFrame:
         bucket, key = parse_s3_uri(location)
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        if not body.strip():
-            return typed_frame(columns, [])
-        frame = pd.read_csv(
-            io.BytesIO(body),
-            header=0 if has_header else None,
-            names=[c.name for c in columns],
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-        )
-        rows = frame.astype(object).where(frame.notna(), None).values.tolist()
-        return typed_frame(columns, rows)
+        rows = parse_result_csv(body.decode("utf-8"))
+        return typed_frame(columns, rows[1:] if has_header else rows)
 
     # --- catalog ------------------------------------------------------------------------
 
@@ -283,6 +278,48 @@ class AthenaQueries:
                 raise
 
 
+_CSV_FIELD = re.compile(r'"((?:[^"]|"")*)"|([^,"\r\n]*)')
+
+
+def parse_result_csv(text: str) -> list[list[str | None]]:
+    """Rows of an Athena result file, where NULL and the empty string differ.
+
+    Athena quotes every value (``""`` is an empty string) and writes NULL as nothing between the
+    commas; pandas and the ``csv`` module read both as the same empty field.
+    """
+    rows: list[list[str | None]] = []
+    row: list[str | None] = []
+    position, end = 0, len(text)
+    while position < end:
+        field = _CSV_FIELD.match(text, position)
+        assert field is not None  # the pattern also matches the empty string
+        quoted, bare = field.groups()
+        row.append(quoted.replace('""', '"') if quoted is not None else bare or None)
+        position = field.end()
+        if text.startswith(",", position):
+            position += 1
+            if position == end:
+                row.append(None)
+            continue
+        newline = "\r\n" if text.startswith("\r\n", position) else "\n"
+        if position < end and not text.startswith(newline, position):
+            raise AthenaQueryError(f"malformed Athena result CSV at character {position}")
+        position += len(newline)
+        rows.append(row)
+        row = []
+    if row:
+        rows.append(row)
+    return rows
+
+
+def _column_type(info: Mapping[str, Any]) -> str:
+    """``decimal(18,2)`` when Athena gives precision and scale; the type name otherwise."""
+    kind = str(info["Type"]).lower()
+    if kind == "decimal" and info.get("Precision") and "Scale" in info:
+        return f"decimal({info['Precision']},{info['Scale']})"
+    return kind
+
+
 def _values(row: Mapping[str, Any]) -> list[str | None]:
     return [cell.get("VarCharValue") for cell in row.get("Data", [])]
 
@@ -302,7 +339,8 @@ def typed_frame(columns: Sequence[Column], rows: Sequence[Sequence[str | None]])
     for index, column in enumerate(columns):
         values = [row[index] if index < len(row) else None for row in rows]
         data[column.name] = _typed(column.type, values)
-    return pd.DataFrame(data, columns=[c.name for c in columns])
+    frame = pd.DataFrame(data, columns=[c.name for c in columns])
+    return with_sql_types(frame, {c.name: c.type for c in columns})
 
 
 def _typed(athena_type: str, values: list[str | None]) -> Any:

@@ -10,8 +10,9 @@ Two modes, chosen by settings:
   idle auto-termination policy as a safety net should the Dagster process itself be killed.
   Resources live per process: with the in-process executor a run uses one cluster; with the
   multiprocess executor each step process creates (and terminates) its own. Its nodes first run
-  the bootstrap action ``infra_scripts/emr_bootstrap.sh`` (uploaded content-addressed before the
-  cluster is requested) to install the Python PySpark is pointed at, which EMR 7 lacks.
+  the bootstrap action ``car_rental_platform/emr_bootstrap.sh`` (uploaded content-addressed
+  before the cluster is requested) to install the Python PySpark is pointed at, which EMR 7
+  lacks.
 
 Each job uploads the content-addressed code bundle (unchanged code is not uploaded again),
 submits one ``command-runner.jar`` step running ``spark-submit --deploy-mode client``, passes the
@@ -30,7 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.pipes import PipesS3MessageReader
 from pydantic import Field, PrivateAttr
 
+from car_rental_platform.aws_names import (
+    DEFAULT_PYSPARK_PYTHON,
+    DEFAULT_RELEASE_LABEL,
+    PIPES_PREFIX,
+    PROJECT,
+    active_clusters,
+    console_url,
+    run_job_flow_request,
+)
+from car_rental_platform.code_bundle import (
+    DEPS_ZIP_NAME,
+    bootstrap_uri,
+    build_bundle,
+    upload_bootstrap,
+    upload_bundle,
+)
 from car_rental_platform.resources.aws.clients import (
     INTERRUPTS,
     AwsConnection,
@@ -52,22 +69,6 @@ from car_rental_platform.resources.aws.errors import (
     EmrTimeoutError,
 )
 from car_rental_platform.resources.spark import PipesResult, SparkRunner, with_metadata
-from infra_scripts.code_bundle import (
-    DEPS_ZIP_NAME,
-    bootstrap_uri,
-    build_bundle,
-    upload_bootstrap,
-    upload_bundle,
-)
-from infra_scripts.common import PROJECT
-from infra_scripts.emr_cluster import (
-    DEFAULT_PYSPARK_PYTHON,
-    DEFAULT_RELEASE_LABEL,
-    active_clusters,
-    console_url,
-    run_job_flow_request,
-)
-from infra_scripts.iam import PIPES_PREFIX
 from spark_jobs.contract import Zone
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class EmrBootstrapAction(dg.Config):
 
 
 class EmrClusterTemplate(dg.Config):
-    """How transient clusters are built (roles, tags and log URI as in infra_scripts)."""
+    """How transient clusters are built (roles, tags and log URI from ``aws_names``)."""
 
     name_prefix: str = Field(
         default=f"{PROJECT}-transient",
@@ -123,7 +124,7 @@ class EmrClusterTemplate(dg.Config):
     python_bootstrap: bool = Field(
         default=True,
         description="Install pyspark_python (/usr/bin/python3.X, absent from EMR 7) on every "
-        "node with infra_scripts/emr_bootstrap.sh, before the bootstrap_actions below.",
+        "node with car_rental_platform/emr_bootstrap.sh, before the bootstrap_actions below.",
     )
     bootstrap_actions: list[EmrBootstrapAction] = Field(
         default_factory=list, description="Bootstrap actions run on every node."
@@ -136,16 +137,56 @@ class EmrClusterTemplate(dg.Config):
 
 
 class RunScopedS3MessageReader(PipesS3MessageReader):
-    """``PipesS3MessageReader`` whose chunks live under a fixed prefix (one per run)."""
+    """``PipesS3MessageReader`` whose chunks live under a fixed prefix (one per run).
 
-    def __init__(self, *, key_prefix: str, **kwargs: Any) -> None:
+    The parameters also carry the bucket's ``region``, for the job's S3 client
+    (``spark_jobs.reporting``): boto3 on an EMR node has no default region.
+    """
+
+    def __init__(self, *, key_prefix: str, region: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._key_prefix = key_prefix.strip("/")
+        self._region = region
 
     @contextmanager
     def get_params(self) -> Iterator[dict[str, Any]]:
         with super().get_params() as params:
-            yield {**params, "key_prefix": f"{self._key_prefix}/{params['key_prefix']}"}
+            yield {
+                **params,
+                "key_prefix": f"{self._key_prefix}/{params['key_prefix']}",
+                "region": self._region,
+            }
+
+
+def parse_prices(text: str) -> dict[str, float]:
+    """``'m5.xlarge=0.24,r5.xlarge=0.315'`` -> ``{'m5.xlarge': 0.24, 'r5.xlarge': 0.315}``."""
+    prices: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, _, price = (part.strip() for part in item.partition("="))
+        try:
+            value = float(price)
+        except ValueError:
+            value = -1.0
+        if not kind or not value >= 0:
+            raise ValueError(
+                f"instance_prices_usd: {item!r} is not TYPE=USD_PER_HOUR (e.g. m5.xlarge=0.24)"
+            )
+        prices[kind] = value
+    return prices
+
+
+@dataclass(frozen=True)
+class ClusterCost:
+    """What a cluster has used: EMR's normalized instance hours and, with prices, an estimate."""
+
+    normalized_instance_hours: int
+    usd_per_hour: float | None
+    """Price of the cluster's instances per hour (None: some instance type has no price)."""
+    hours_up: float
+
+    @property
+    def estimated_usd(self) -> float | None:
+        return None if self.usd_per_hour is None else round(self.usd_per_hour * self.hours_up, 2)
 
 
 @dataclass(frozen=True)
@@ -195,6 +236,11 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
     pipes_poll_interval_seconds: float = Field(
         default=10.0, description="Seconds (>= 0) between two reads of the Pipes messages."
     )
+    stream_driver_output: bool = Field(
+        default=True,
+        description="Send the job driver's stdout/stderr with the Pipes messages (every few "
+        "seconds) to the run's logs, instead of only EMR's step logs, which reach S3 minutes late.",
+    )
     failure_log_wait_seconds: float = Field(
         default=120.0,
         description="Seconds (>= 0) to wait, after a failure, for EMR to ship the step's stderr "
@@ -203,10 +249,17 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
     stderr_tail_lines: int = Field(
         default=40, description="Lines of stderr (>= 1) quoted in the error."
     )
+    instance_prices_usd: str = Field(
+        default="",
+        description="USD per instance-hour (EC2 plus the EMR uplift) by instance type, e.g. "
+        "'m5.xlarge=0.240,r5.xlarge=0.315' (CAR_RENTAL_EMR_INSTANCE_PRICES_USD), for the cost "
+        "estimate in each step's metadata; empty: instance hours only.",
+    )
 
     _transient_cluster_id: str | None = PrivateAttr(default=None)
 
     def get_client(self) -> EmrJobs:
+        parse_prices(self.instance_prices_usd)  # a typo fails before any step, not after
         return EmrJobs(self, emr=self.aws_client("emr"), s3=self.aws_client("s3"))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -232,6 +285,8 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
             client=jobs.s3,
             interval=self.pipes_poll_interval_seconds,
             key_prefix=f"{self.pipes_prefix}/{context.run_id}",
+            region=jobs.region,
+            include_stdio_in_messages=self.stream_driver_output,
         )
         with dg.open_pipes_session(
             context=context,
@@ -337,7 +392,8 @@ class EmrJobs:
         state = cluster["Status"]["State"]
         if state in CLUSTER_ENDED_STATES:
             raise EmrClusterError(
-                description=f"EMR cluster {cluster_id} is {state}: {_reason(cluster['Status'])}",
+                description=f"EMR cluster {cluster_id} is {state}: "
+                f"{_reason(cluster['Status']) or 'no reason given'}",
                 metadata={"emr_cluster_id": cluster_id, "state": state},
             )
         return cluster_id
@@ -408,7 +464,39 @@ class EmrJobs:
         )
         return cluster_id
 
+    def cluster_cost(self, *, cluster_id: str) -> ClusterCost:
+        """Instance hours EMR reports, and the price of the cluster's instances since it started."""
+        cluster = self._describe_cluster(cluster_id)
+        timeline = cluster["Status"].get("Timeline", {})
+        start = timeline.get("ReadyDateTime") or timeline.get("CreationDateTime")
+        end = timeline.get("EndDateTime") or datetime.now(start.tzinfo if start else UTC)
+        hours_up = max((end - start).total_seconds(), 0.0) / 3600 if start else 0.0
+        prices = parse_prices(self.settings.instance_prices_usd)
+        usd_per_hour: float | None = None
+        if prices:
+            pages = self.emr.get_paginator("list_instance_groups").paginate(ClusterId=cluster_id)
+            groups = [g for page in pages for g in page["InstanceGroups"]]
+            if all(g["InstanceType"] in prices for g in groups):
+                usd_per_hour = sum(
+                    prices[g["InstanceType"]] * g.get("RequestedInstanceCount", 0) for g in groups
+                )
+        return ClusterCost(
+            normalized_instance_hours=int(cluster.get("NormalizedInstanceHours") or 0),
+            usd_per_hour=usd_per_hour,
+            hours_up=hours_up,
+        )
+
     def terminate(self, *, cluster_id: str, log: Log) -> None:
+        try:
+            cost = self.cluster_cost(cluster_id=cluster_id)
+        except (ClientError, BotoCoreError, EmrClusterError) as error:
+            log.warning(f"no cost summary for EMR cluster {cluster_id}: {error}")
+        else:
+            estimate = "" if cost.estimated_usd is None else f", about ${cost.estimated_usd:.2f}"
+            log.info(
+                f"transient EMR cluster {cluster_id} used {cost.normalized_instance_hours} "
+                f"normalized instance hours over {cost.hours_up:.2f} h{estimate}"
+            )
         try:
             self.emr.terminate_job_flows(JobFlowIds=[cluster_id])
         except (ClientError, BotoCoreError) as error:
@@ -460,10 +548,15 @@ class EmrJobs:
                 last_state = state
             if state == STEP_DONE:
                 return _step_run(cluster_id, step)
-            if state in STEP_FAILED_STATES:
-                raise self._step_error(cluster_id, step, deadline)
             cluster = self._describe_cluster(cluster_id)
-            if cluster["Status"]["State"] in CLUSTER_ENDED_STATES:
+            cluster_ended = cluster["Status"]["State"] in CLUSTER_ENDED_STATES
+            if state in STEP_FAILED_STATES:
+                # A cluster that fails to start (bootstrap, permissions, capacity) cancels its
+                # steps: then only the cluster's StateChangeReason says why.
+                raise self._step_error(
+                    cluster_id, step, deadline, cluster=cluster if cluster_ended else None
+                )
+            if cluster_ended:
                 raise self._step_error(cluster_id, step, deadline, cluster=cluster)
             if deadline.expired:
                 raise EmrTimeoutError(
@@ -503,11 +596,15 @@ class EmrJobs:
         step_id = step["Id"]
         status = step["Status"]
         failure = status.get("FailureDetails") or {}
+        step_reason = _reason(status)
         reasons = [
             f"{key}: {failure[key]}" for key in ("Reason", "Message") if failure.get(key)
-        ] or [_reason(status)]
+        ] or ([step_reason] if step_reason else [])
+        cluster_reason = ""
         if cluster is not None:
-            reasons.append(f"cluster {cluster['Status']['State']}: {_reason(cluster['Status'])}")
+            cluster_reason = _reason(cluster["Status"]) or "no reason given"
+            reasons.append(f"cluster {cluster['Status']['State']}: {cluster_reason}")
+        reasons = reasons or ["no reason given"]
         if status.get("Timeline", {}).get("StartDateTime"):
             log_uri, tail = self.stderr_tail(
                 cluster_id=cluster_id, step_id=step_id, log_file=failure.get("LogFile")
@@ -526,6 +623,7 @@ class EmrJobs:
                 "emr_cluster_id": cluster_id,
                 "emr_step_id": step_id,
                 "state": status["State"],
+                "cluster_state_change_reason": cluster_reason,
                 "stderr_uri": log_uri or "",
                 "stderr_tail": dg.MetadataValue.text(tail),
             },
@@ -594,13 +692,22 @@ class EmrJobs:
             metadata["emr_step_seconds"] = round(
                 (step.ended_at - step.started_at).total_seconds(), 1
             )
+        cost = self.cluster_cost(cluster_id=step.cluster_id)
+        # EMR reports hours per cluster, not per step: a shared cluster's count covers all.
+        metadata["emr_cluster_normalized_instance_hours"] = cost.normalized_instance_hours
+        if cost.usd_per_hour is not None:
+            metadata["emr_cluster_estimated_cost_usd"] = cost.estimated_usd
+            if "emr_step_seconds" in metadata:
+                metadata["emr_step_estimated_cost_usd"] = round(
+                    cost.usd_per_hour * metadata["emr_step_seconds"] / 3600, 4
+                )
         return metadata
 
 
 def _reason(status: Mapping[str, Any]) -> str:
+    """``CODE: Message`` of a StateChangeReason; empty when EMR gave none."""
     reason = status.get("StateChangeReason") or {}
-    text = " ".join(str(reason[k]) for k in ("Code", "Message") if reason.get(k))
-    return text or "no reason given"
+    return ": ".join(str(reason[k]) for k in ("Code", "Message") if reason.get(k))
 
 
 def _step_run(cluster_id: str, step: Mapping[str, Any]) -> StepRun:

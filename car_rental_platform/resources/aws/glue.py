@@ -1,11 +1,11 @@
 """The AWS catalog: one Glue crawler per lake zone, refreshed after the Spark steps that write it.
 
-A crawl creates or updates the database and the zone's crawler (settings from
-``infra_scripts.glue``: one table per folder, UPDATE_IN_DATABASE / DEPRECATE_IN_DATABASE),
-starts it (waiting for a crawl already in progress instead of failing), waits until the
-crawler is READY again, fails clearly on a FAILED or CANCELLED last crawl, and reports which
-of the zone's tables were created, updated (schema or location changed), deleted (dropped or
-deprecated by the crawler) or left unchanged.
+A crawl creates or updates the database and the zone's crawler (settings from ``aws_names``:
+one table per folder, UPDATE_IN_DATABASE / DEPRECATE_IN_DATABASE), starts it (waiting for a
+crawl already in progress instead of failing), waits until the crawler is READY again, fails
+clearly on a FAILED or CANCELLED last crawl, and reports which of the zone's tables were
+created, updated (schema or location changed), deleted (dropped or deprecated by the crawler)
+or left unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ import dagster as dg
 from botocore.exceptions import ClientError
 from pydantic import Field
 
+from car_rental_platform.aws_names import (
+    GLUE_CRAWLER_ROLE,
+    PROJECT,
+    PROJECT_TAGS,
+    crawler_differences,
+    crawler_name,
+    crawler_settings,
+    role_arn,
+)
 from car_rental_platform.resources.aws.clients import (
     AwsConnection,
     Deadline,
@@ -28,9 +37,6 @@ from car_rental_platform.resources.aws.clients import (
 from car_rental_platform.resources.aws.errors import CrawlerError, CrawlerTimeoutError
 from car_rental_platform.resources.catalog import Catalog, CrawlResult
 from car_rental_platform.resources.lake import LakeStorage
-from infra_scripts.common import PROJECT, PROJECT_TAGS
-from infra_scripts.glue import crawler_differences, crawler_name, crawler_settings
-from infra_scripts.iam import GLUE_CRAWLER_ROLE, role_arn
 from spark_jobs.contract import Zone
 
 if TYPE_CHECKING:
@@ -60,8 +66,8 @@ class GlueCrawlerCatalog(Catalog, AwsConnection):
     )
     crawler_role_arn: str | None = Field(
         default=None,
-        description="IAM role the crawlers run as; unset: infra_scripts' car-rental-glue-crawler-"
-        "role in the caller's account.",
+        description="IAM role the crawlers run as; unset: the set-up scripts' car-rental-glue-"
+        "crawler-role in the caller's account.",
     )
     manage_crawlers: bool = Field(
         default=True,

@@ -1,6 +1,7 @@
 """Content-addressed bundle of the Spark code for EMR: the scripts plus a ``--py-files`` zip.
 
-The Dagster EMR resource imports this module at run time, so it has no CLI concerns: build the
+The Dagster EMR resource uses it at run time and ``infra_scripts.upload_code`` ahead of time, so
+it lives in the code location and has no CLI concerns: build the
 bundle, upload what is missing, use the returned URIs in ``spark-submit``::
 
     bundle = build_bundle(tmp_dir)
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
-from infra_scripts.common import s3_object_exists
 from spark_jobs.contract import Zone
 
 CODE_PACKAGE = "spark_jobs"
@@ -40,6 +41,18 @@ _ZIP_FILE_MODE = 0o644 << 16
 BOOTSTRAP_SCRIPT = Path(__file__).with_name("emr_bootstrap.sh")
 """The EMR bootstrap action installing PySpark's Python on every node (see emr_cluster.py)."""
 BOOTSTRAP_FOLDER = "bootstrap"
+
+
+def s3_object_exists(s3: BaseClient, bucket: str, key: str) -> bool:
+    """True if ``key`` exists; a missing bucket counts as missing (dry runs of a new bucket)."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in {"404", "NoSuchKey", "NoSuchBucket"}:
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 #   emr_bootstrap.sh [VERSION]        (default 3.11)
 #
 # EMR 7 runs on Amazon Linux 2023, whose default python3 is 3.9; the spark-env configuration of
-# infra_scripts/emr_cluster.py sets PYSPARK_PYTHON=/usr/bin/python3.11 (dagster-pipes and the
+# car_rental_platform/aws_names.py sets PYSPARK_PYTHON=/usr/bin/python3.11 (dagster-pipes and the
 # jobs' contract.py need 3.10+), which AL2023 ships as a package but does not install. boto3 is
 # what the jobs' Dagster Pipes message writer uses to put its messages in S3.
 #
