@@ -17,6 +17,7 @@ from spark_jobs.contract import DATABASE
 DEPLOYMENT_VAR = "CAR_RENTAL_DEPLOYMENT"
 DEFAULT_SOURCE_DIR = "data/sample"
 DEFAULT_LAKE_ROOT = "lake"
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8501"
 
 
 class Deployment(StrEnum):
@@ -45,6 +46,7 @@ class LocalSettings:
     lake_root: str
     catalog_path: str
     database: str
+    dashboard_url: str = DEFAULT_DASHBOARD_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> LocalSettings:
@@ -56,4 +58,11 @@ class LocalSettings:
                 "CAR_RENTAL_CATALOG_PATH", str(Path(lake_root, "catalog", "car_rental.duckdb"))
             ),
             database=env.get("CAR_RENTAL_DATABASE", DATABASE),
+            dashboard_url=env.get("CAR_RENTAL_DASHBOARD_URL", DEFAULT_DASHBOARD_URL),
         )
+
+
+def dagster_home(env: Mapping[str, str] = os.environ) -> Path | None:
+    """The Dagster instance folder (``DAGSTER_HOME``) when it exists, else None."""
+    home = env.get("DAGSTER_HOME", "")
+    return Path(home) if home and Path(home).is_dir() else None
