@@ -30,7 +30,7 @@ def point_at(graph: MaterializedGraph, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def open_page(app: AppTest, page: Page) -> AppTest:
     """Run the app on one page."""
-    app.switch_page(f"views/{page.url_path}.py").run()
+    app.switch_page(f"views/{page.script}.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

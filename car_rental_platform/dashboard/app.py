@@ -19,10 +19,10 @@ st.set_page_config(
 navigation = st.navigation(
     [
         st.Page(
-            VIEWS / f"{page.url_path}.py",
+            VIEWS / f"{page.script}.py",
             title=page.title,
             icon=page.icon,
-            url_path=page.url_path,
+            url_path=page.url_path or None,
             default=page is OVERVIEW,
         )
         for page in PAGES

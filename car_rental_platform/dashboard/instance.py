@@ -39,7 +39,7 @@ def check_keys() -> list[dg.AssetCheckKey]:
 
 
 def latest_check_results(instance: dg.DagsterInstance) -> pd.DataFrame:
-    """One row per check that has a recorded evaluation: its latest outcome and metadata."""
+    """The latest outcome of every check ever evaluated, the ones that did not pass first."""
     rows = []
     for key in check_keys():
         record = instance.get_latest_asset_check_evaluation_record(key)
@@ -58,4 +58,5 @@ def latest_check_results(instance: dg.DagsterInstance) -> pd.DataFrame:
             }
         )
     columns = ["asset", "check", "passed", "severity", "evaluated_at", "details"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["passed", "asset", "check"], kind="stable", ignore_index=True)

@@ -20,19 +20,21 @@ from spark_jobs.contract import (
 
 @dataclass(frozen=True)
 class Page:
-    """One page of the app: ``url_path`` is what follows the dashboard's base URL."""
+    """One page of the app: its script under ``views/`` and the path after the base URL."""
 
-    url_path: str
+    script: str
     title: str
     icon: str
+    url_path: str
+    """Empty for the default page: Streamlit serves it at the base URL itself."""
 
 
-OVERVIEW = Page("overview", "Overview", ":material/dashboard:")
-REVENUE_TREND = Page("revenue_trend", "Revenue trend", ":material/show_chart:")
-LOCATIONS = Page("locations", "Locations", ":material/location_on:")
-VEHICLES = Page("vehicles", "Vehicles and time patterns", ":material/directions_car:")
-SPENDERS = Page("spenders", "Top spenders", ":material/person:")
-DATA_QUALITY = Page("data_quality", "Data quality", ":material/rule:")
+OVERVIEW = Page("overview", "Overview", ":material/dashboard:", "")
+REVENUE_TREND = Page("revenue_trend", "Revenue trend", ":material/show_chart:", "revenue_trend")
+LOCATIONS = Page("locations", "Locations", ":material/location_on:", "locations")
+VEHICLES = Page("vehicles", "Vehicles and time patterns", ":material/directions_car:", "vehicles")
+SPENDERS = Page("spenders", "Top spenders", ":material/person:", "spenders")
+DATA_QUALITY = Page("data_quality", "Data quality", ":material/rule:", "data_quality")
 
 PAGES: tuple[Page, ...] = (OVERVIEW, REVENUE_TREND, LOCATIONS, VEHICLES, SPENDERS, DATA_QUALITY)
 

@@ -16,7 +16,15 @@ with ui.page(DATA_QUALITY, needs=(REJECTED_ROWS_TABLE,)) as view:
     rejected = view.data.rejected_by_reason()
     st.metric("Rejected rows", ui.count(int(rejected["rejected_rows"].sum())), border=True)
     st.subheader("Rejected rows by table and reason")
-    st.bar_chart(rejected, x="source_table", y="rejected_rows", color="reason", horizontal=True)
+    st.bar_chart(
+        rejected,
+        x="source_table",
+        y="rejected_rows",
+        color="reason",
+        horizontal=True,
+        x_label="",
+        y_label="rejected rows",
+    )
     st.dataframe(rejected, hide_index=True)
     st.subheader("Sample of rejected records")
     tables = sorted(rejected["source_table"].unique())

@@ -22,4 +22,4 @@ with ui.page(REVENUE_TREND, needs=(DAILY_TREND,)) as view:
         y_label="revenue",
     )
     view.filter_caption(note=f"From the {DAILY_TREND} analysis (7-day average over all dates).")
-    st.dataframe(trend, hide_index=True)
+    st.dataframe(trend.assign(rental_date=trend["rental_date"].dt.date), hide_index=True)

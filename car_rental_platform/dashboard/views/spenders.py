@@ -14,6 +14,8 @@ with ui.page(SPENDERS, needs=(TOP_SPENDERS, USER_METRICS.name)) as view:
     )
     st.subheader("Spending categories")
     categories = view.data.spending_categories()
-    st.bar_chart(categories, x="spending_category", y="users", sort=False)
+    st.bar_chart(
+        categories, x="spending_category", y="users", x_label="", y_label="users", sort=False
+    )
     st.subheader("Top spenders (click a column header to sort)")
     st.dataframe(view.data.top_spenders(), hide_index=True)
