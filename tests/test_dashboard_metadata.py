@@ -86,3 +86,19 @@ def test_the_dashboard_url_is_a_setting() -> None:
     links = DashboardLinks(base_url=settings.dashboard_url)
     assert links.page_url(KPI_PAGES["user_metrics"]).value == "https://kpi.example.org/spenders"
     assert LocalSettings.from_env({}).dashboard_url == "http://127.0.0.1:8501"
+
+
+def test_kpi_figures_come_from_the_totals_check_and_are_left_out_when_not_measured() -> None:
+    from car_rental_platform.assets.kpi import headline_metadata
+    from spark_jobs.contract import LOCATION_METRICS, USER_METRICS
+
+    links = DashboardLinks(base_url="http://kpi:1")
+    measured = {"table_total_spent": dg.MetadataValue.float(12.5), "table_total_rentals": 3}
+    assert headline_metadata(USER_METRICS, measured, links) == {
+        "dashboard": dg.MetadataValue.url("http://kpi:1/spenders"),
+        "total_revenue": dg.MetadataValue.float(12.5),
+        "total_rentals": dg.MetadataValue.int(3),
+    }
+    assert headline_metadata(LOCATION_METRICS, {"rentals_count": 3}, links) == {
+        "dashboard": dg.MetadataValue.url("http://kpi:1/locations")
+    }

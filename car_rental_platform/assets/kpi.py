@@ -72,12 +72,13 @@ def headline_metadata(
     that check's report, so the job needs no second pass and no change.
     """
     figures: dict[str, dg.MetadataValue] = {"dashboard": dashboard.page_url(KPI_PAGES[table.name])}
-    if totals_check is not None:
-        values = {k: getattr(v, "value", v) for k, v in totals_check.items()}
-        figures["total_revenue"] = dg.MetadataValue.float(
-            float(values[f"table_{table.revenue_column}"])
-        )
-        figures["total_rentals"] = dg.MetadataValue.int(int(values[f"table_{table.count_column}"]))
+    values = {k: getattr(v, "value", v) for k, v in (totals_check or {}).items()}
+    revenue = values.get(f"table_{table.revenue_column}")
+    rentals = values.get(f"table_{table.count_column}")
+    if revenue is not None:  # a job that did not measure a figure just leaves it out
+        figures["total_revenue"] = dg.MetadataValue.float(float(revenue))
+    if rentals is not None:
+        figures["total_rentals"] = dg.MetadataValue.int(int(rentals))
     return figures
 
 
