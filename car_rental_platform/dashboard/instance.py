@@ -3,6 +3,8 @@ latest result of every asset check. Read through Dagster's public instance API o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -12,11 +14,17 @@ from car_rental_platform.assets.catalog import CATALOGED, catalog_key
 from car_rental_platform.settings import dagster_home
 
 
-def open_instance() -> dg.DagsterInstance | None:
-    """The instance at ``DAGSTER_HOME`` when that folder exists, else None (nothing recorded)."""
+@contextmanager
+def open_instance() -> Iterator[dg.DagsterInstance | None]:
+    """The instance at ``DAGSTER_HOME`` when that folder exists, else None (nothing recorded).
+
+    Disposed on exit: a page opens it on every rerun.
+    """
     if dagster_home() is None:
-        return None
-    return dg.DagsterInstance.get()
+        yield None
+        return
+    with dg.DagsterInstance.get() as instance:
+        yield instance
 
 
 def last_refreshed(instance: dg.DagsterInstance) -> datetime | None:

@@ -32,8 +32,8 @@ with ui.page(DATA_QUALITY, needs=(REJECTED_ROWS_TABLE,)) as view:
     sample = view.data.rejected_sample(None if chosen == ALL_TABLES else chosen)
     st.dataframe(sample, hide_index=True)
     st.subheader("Latest check results")
-    instance = open_instance()
-    checks = latest_check_results(instance) if instance is not None else None
+    with open_instance() as instance:
+        checks = latest_check_results(instance) if instance is not None else None
     if checks is None or checks.empty:
         st.info("No check results recorded in this Dagster instance (DAGSTER_HOME).")
     else:

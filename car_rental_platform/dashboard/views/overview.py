@@ -17,8 +17,8 @@ with ui.page(OVERVIEW, needs=(RENTALS.name,)) as view:
     )
     average.metric("Average rental", ui.money(figures.average_rental), border=True)
     st.markdown(f"**Period covered:** {view.period.label()}")
-    instance = open_instance()
-    refreshed = last_refreshed(instance) if instance is not None else None
+    with open_instance() as instance:
+        refreshed = last_refreshed(instance) if instance is not None else None
     st.markdown(
         "**Last refreshed:** "
         + (
