@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DASHBOARD_PORT ?= 8501
 
-.PHONY: install run test ui lint bench clean
+.PHONY: install run test ui dashboard lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,12 @@ test: install  ## Lint, validate the code location, then the whole test suite.
 ui: install  ## The Dagster UI on http://127.0.0.1:3000 (with the automation daemon).
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+dashboard: install  ## The analysts' KPI dashboard (Streamlit) on http://127.0.0.1:$(DASHBOARD_PORT).
+	@echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/  (Ctrl-C stops it)"
+	$(VENV)/bin/streamlit run car_rental_platform/dashboard/app.py \
+		--server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true \
+		--browser.gatherUsageStats false
 
 bench: install  ## Wall times: bare Spark jobs vs the Dagster materialization (see scripts/).
 	$(PY) scripts/benchmark.py

@@ -21,6 +21,7 @@ DEFAULT_LAKE_ROOT = "lake"
 SPARK_MODE_VAR = "CAR_RENTAL_SPARK_MODE"
 SparkMode = Literal["in_process", "spark_submit"]
 SPARK_MODES: tuple[str, ...] = get_args(SparkMode)
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8501"
 
 
 class Deployment(StrEnum):
@@ -50,6 +51,7 @@ class LocalSettings:
     catalog_path: str
     database: str
     spark_mode: SparkMode = "in_process"
+    dashboard_url: str = DEFAULT_DASHBOARD_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> LocalSettings:
@@ -62,6 +64,7 @@ class LocalSettings:
             ),
             database=env.get("CAR_RENTAL_DATABASE", DATABASE),
             spark_mode=spark_mode(env),
+            dashboard_url=env.get("CAR_RENTAL_DASHBOARD_URL", DEFAULT_DASHBOARD_URL),
         )
 
 
@@ -72,3 +75,9 @@ def spark_mode(env: Mapping[str, str]) -> SparkMode:
         valid = ", ".join(SPARK_MODES)
         raise SettingsError(f"{SPARK_MODE_VAR}={value!r}: expected one of {valid}")
     return value  # type: ignore[return-value]
+
+
+def dagster_home(env: Mapping[str, str] = os.environ) -> Path | None:
+    """The Dagster instance folder (``DAGSTER_HOME``) when it exists, else None."""
+    home = env.get("DAGSTER_HOME", "")
+    return Path(home) if home and Path(home).is_dir() else None

@@ -126,11 +126,8 @@ def baseline_commands(landing: Path, root: Path) -> list[list[str]]:
     shutil.rmtree(root, ignore_errors=True)
     spark_submit = str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
     jobs = REPO / "scripts" / "baseline"
-    return [
-        [spark_submit, "--master", "local[*]", str(jobs / job), "--data", str(landing)]
-        + ["--out", str(root)]
-        for job in BASELINE_JOBS
-    ]
+    io = ["--data", str(landing), "--out", str(root)]
+    return [[spark_submit, "--master", "local[*]", str(jobs / job), *io] for job in BASELINE_JOBS]
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -86,7 +86,9 @@ def test_catalog_entries_refresh_eagerly_and_nothing_else_does(
 def test_deployments_have_the_same_resource_keys() -> None:
     local = definitions.resources_for(Deployment.LOCAL)
     aws = definitions.resources_for(Deployment.AWS)
-    assert set(local) == set(aws) == {"landing", "lake", "spark", "catalog", "engine", "io_manager"}
+    assert set(local) == set(aws) == {
+        "landing", "lake", "spark", "catalog", "engine", "io_manager", "dashboard"
+    }  # fmt: skip
 
 
 def test_unknown_deployment_is_a_clear_error() -> None:

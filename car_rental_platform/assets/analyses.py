@@ -13,6 +13,8 @@ import pandas as pd
 from car_rental_platform.assets.catalog import catalog_key
 from car_rental_platform.assets.common import OWNERS
 from car_rental_platform.assets.kpi import kpi_key
+from car_rental_platform.dashboard.pages import LOCATIONS, REVENUE_TREND, SPENDERS, VEHICLES, Page
+from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.query import QueryEngine
 from spark_jobs.contract import (
     BRAND_METRICS,
@@ -33,6 +35,28 @@ class Analysis:
     sql: str
     """A statement with ``{table}`` placeholders for the catalog tables it reads."""
     reads: tuple[str, ...]
+    page: Page
+    """The dashboard page that charts this analysis."""
+
+
+REVENUE_COLUMNS = ("total_revenue", "total_spent")
+COUNT_COLUMNS = ("total_transactions", "total_rentals", "total_pickups")
+CITY_STATE_ROLLUP = "city_state_rollup"
+
+
+def headline_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Revenue and rentals summed over the analysis's rows, as numbers the Plots tab can chart.
+
+    For a top-N table that is the top N's share, which is the figure worth watching over runs.
+    """
+    figures: dict[str, dg.MetadataValue] = {}
+    revenue = next((c for c in REVENUE_COLUMNS if c in frame.columns), None)
+    count = next((c for c in COUNT_COLUMNS if c in frame.columns), None)
+    if revenue is not None:
+        figures["total_revenue"] = dg.MetadataValue.float(round(float(frame[revenue].sum()), 2))
+    if count is not None:
+        figures["total_rentals"] = dg.MetadataValue.int(int(frame[count].sum()))
+    return figures
 
 
 ANALYSES = (
@@ -42,6 +66,7 @@ ANALYSES = (
         "SELECT location_id, location_name, city, state, total_revenue, total_pickups "
         "FROM {location_metrics} ORDER BY total_revenue DESC, location_id LIMIT 10",
         (LOCATION_METRICS.name,),
+        LOCATIONS,
     ),
     Analysis(
         "vehicle_types_by_rentals",
@@ -49,6 +74,7 @@ ANALYSES = (
         "SELECT vehicle_type, total_rentals, total_revenue, avg_rental_duration_hours "
         "FROM {vehicle_type_metrics} ORDER BY total_rentals DESC, vehicle_type",
         (VEHICLE_TYPE_METRICS.name,),
+        VEHICLES,
     ),
     Analysis(
         "top_spenders",
@@ -57,6 +83,7 @@ ANALYSES = (
         "spending_percentile FROM {user_metrics} WHERE spending_category = 'Top Spender' "
         "ORDER BY total_spent DESC, user_id LIMIT 20",
         (USER_METRICS.name,),
+        SPENDERS,
     ),
     Analysis(
         "daily_revenue_trend",
@@ -68,6 +95,7 @@ ANALYSES = (
         "ROWS BETWEEN 6 PRECEDING AND CURRENT ROW), 2) AS revenue_7_day_avg "
         "FROM {daily_metrics} ORDER BY rental_date",
         (DAILY_METRICS.name,),
+        REVENUE_TREND,
     ),
     Analysis(
         "hourly_pattern",
@@ -77,6 +105,7 @@ ANALYSES = (
         "NULLIF(SUM(CAST(total_revenue AS DOUBLE)) OVER (), 0), 2) AS revenue_share_pct "
         "FROM {hourly_metrics} ORDER BY hour_of_day",
         (HOURLY_METRICS.name,),
+        VEHICLES,
     ),
     Analysis(
         "weekday_pattern",
@@ -86,6 +115,7 @@ ANALYSES = (
         "NULLIF(SUM(CAST(total_revenue AS DOUBLE)) OVER (), 0), 2) AS revenue_share_pct "
         "FROM {day_of_week_metrics} ORDER BY day_number",
         (DAY_OF_WEEK_METRICS.name,),
+        VEHICLES,
     ),
     Analysis(
         "top_brands_by_revenue",
@@ -93,6 +123,7 @@ ANALYSES = (
         "SELECT brand, total_rentals, total_revenue, avg_rental_amount, unique_vehicles "
         "FROM {brand_metrics} ORDER BY total_revenue DESC, brand LIMIT 10",
         (BRAND_METRICS.name,),
+        VEHICLES,
     ),
 )
 
@@ -106,16 +137,22 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         kinds={"sql", "pandas"},
         owners=OWNERS,
     )
-    def _analysis(engine: QueryEngine) -> pd.DataFrame:
-        return engine.query(
+    def _analysis(
+        context: dg.AssetExecutionContext, engine: QueryEngine, dashboard: DashboardLinks
+    ) -> pd.DataFrame:
+        frame = engine.query(
             analysis.sql.format(**{t: engine.table_name(t) for t in analysis.reads})
         )
+        context.add_output_metadata(
+            {**headline_metadata(frame), "dashboard": dashboard.page_url(analysis.page)}
+        )
+        return frame
 
     return _analysis
 
 
 @dg.asset(
-    key=[Zone.ANALYSES.value, "city_state_rollup"],
+    key=[Zone.ANALYSES.value, CITY_STATE_ROLLUP],
     description="Location metrics rolled up to city and state (unknown locations as one group).",
     ins={"location_metrics": dg.AssetIn(kpi_key(LOCATION_METRICS.name))},
     deps=[catalog_key(LOCATION_METRICS.name)],
@@ -123,7 +160,9 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
     kinds={"sql", "pandas"},
     owners=OWNERS,
 )
-def city_state_rollup(location_metrics: pd.DataFrame) -> pd.DataFrame:
+def city_state_rollup(
+    context: dg.AssetExecutionContext, location_metrics: pd.DataFrame, dashboard: DashboardLinks
+) -> pd.DataFrame:
     """Loads the Spark-written KPI table through the IO manager, then aggregates in pandas."""
     grouped = location_metrics.groupby(["state", "city"], dropna=False, as_index=False).agg(
         locations=("location_id", "count"),
@@ -132,7 +171,11 @@ def city_state_rollup(location_metrics: pd.DataFrame) -> pd.DataFrame:
         total_revenue=("total_revenue", "sum"),
     )
     grouped["total_revenue"] = grouped["total_revenue"].astype(float).round(2)
+    context.add_output_metadata(
+        {**headline_metadata(grouped), "dashboard": dashboard.page_url(LOCATIONS)}
+    )
     return grouped.sort_values(["total_revenue", "state", "city"], ascending=[False, True, True])
 
 
 ANALYSIS_ASSETS = [*[build_analysis_asset(a) for a in ANALYSES], city_state_rollup]
+ANALYSIS_BY_NAME = {a.name: a for a in ANALYSES}

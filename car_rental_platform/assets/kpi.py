@@ -1,14 +1,19 @@
 """KPI zone: the seven KPI tables of DESIGN 3.3, computed by one Spark application."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from car_rental_platform.assets.common import OWNERS, table_schema, with_path
 from car_rental_platform.assets.processed import processed_key
+from car_rental_platform.dashboard.pages import KPI_PAGES
+from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.lake import LakeStorage
-from car_rental_platform.resources.spark import SparkRunner
+from car_rental_platform.resources.spark import SparkRunner, with_metadata
 from spark_jobs.contract import (
     BRAND_METRICS,
     CHECK_DESCRIPTIONS,
+    KPI_BY_NAME,
     KPI_TABLES,
     LOCATION_METRICS,
     LOCATIONS,
@@ -58,14 +63,47 @@ KPI_CHECKS = [
 ]
 
 
+def headline_metadata(
+    table: KpiTable, totals_check: Mapping[str, object] | None, dashboard: DashboardLinks
+) -> dict[str, dg.MetadataValue]:
+    """Total revenue and rentals of a KPI table (for the UI's Plots tab) and its dashboard page.
+
+    The figures are the sums the Spark job measured for ``totals_match_rentals``: read from
+    that check's report, so the job needs no second pass and no change.
+    """
+    figures: dict[str, dg.MetadataValue] = {"dashboard": dashboard.page_url(KPI_PAGES[table.name])}
+    values = {k: getattr(v, "value", v) for k, v in (totals_check or {}).items()}
+    revenue = values.get(f"table_{table.revenue_column}")
+    rentals = values.get(f"table_{table.count_column}")
+    if revenue is not None:  # a job that did not measure a figure just leaves it out
+        figures["total_revenue"] = dg.MetadataValue.float(float(revenue))
+    if rentals is not None:
+        figures["total_rentals"] = dg.MetadataValue.int(int(rentals))
+    return figures
+
+
 @dg.multi_asset(specs=KPI_SPECS, check_specs=KPI_CHECKS, can_subset=True, name="kpi_tables")
-def kpi_tables(context: dg.AssetExecutionContext, spark: SparkRunner, lake: LakeStorage):
+def kpi_tables(
+    context: dg.AssetExecutionContext,
+    spark: SparkRunner,
+    lake: LakeStorage,
+    dashboard: DashboardLinks,
+):
     """Run the KPI job for the selected tables only, in one Spark application."""
     names = [t.name for t in KPI_TABLES if kpi_key(t.name) in context.selected_asset_keys]
     args = [*lake.spark_args(), "--tables", ",".join(names)]
-    for result in spark.run_job(context=context, script=KPI_SCRIPT, args=args):
+    results = spark.run_job(context=context, script=KPI_SCRIPT, args=args)
+    totals = {
+        result.asset_key: result.metadata or {}
+        for result in results
+        if isinstance(result, dg.AssetCheckResult)
+        and result.check_name == Check.TOTALS_MATCH_RENTALS.value
+    }
+    for result in results:
         if isinstance(result, dg.MaterializeResult):
-            yield with_path(result)
+            table = KPI_BY_NAME[result.asset_key.path[-1]]
+            headline = headline_metadata(table, totals.get(result.asset_key), dashboard)
+            yield with_metadata(with_path(result), headline)
         elif (
             dg.AssetCheckKey(result.asset_key, result.check_name)
             in context.selected_asset_check_keys

@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster_pyspark import LazyPySparkResource
 
+from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.duckdb_catalog import DuckDBCatalog, DuckDBQueryEngine
 from car_rental_platform.resources.io_manager import LakehouseIOManager
 from car_rental_platform.resources.lake import LocalLake
@@ -27,4 +28,5 @@ def local_resources(settings: LocalSettings) -> dict[str, Any]:
         "catalog": DuckDBCatalog(database=settings.database, database_path=settings.catalog_path),
         "engine": engine,
         "io_manager": LakehouseIOManager(lake=lake, engine=engine),
+        "dashboard": DashboardLinks(base_url=settings.dashboard_url),
     }

@@ -20,7 +20,7 @@ from car_rental_platform.resources.local import local_resources
 from car_rental_platform.settings import Deployment, LocalSettings
 from tests.aws.support import AwsEnv
 
-KEYS = {"lake", "landing", "spark", "catalog", "engine", "io_manager"}
+KEYS = {"lake", "landing", "spark", "catalog", "engine", "io_manager", "dashboard"}
 
 
 @pytest.fixture

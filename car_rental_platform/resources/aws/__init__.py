@@ -35,6 +35,7 @@ from car_rental_platform.resources.aws.errors import (
 )
 from car_rental_platform.resources.aws.glue import GlueCrawlerCatalog
 from car_rental_platform.resources.aws.s3 import S3Lake, S3Landing
+from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.io_manager import LakehouseIOManager
 
 __all__ = [
@@ -80,12 +81,13 @@ SETTINGS: dict[str, str] = {
     "CAR_RENTAL_ATHENA_WORKGROUP": "Athena workgroup (default car-rental)",
     "CAR_RENTAL_ATHENA_OUTPUT_LOCATION": "query results (default s3://<bucket>/athena_results/)",
     "CAR_RENTAL_ATHENA_TIMEOUT_SECONDS": "seconds a query may take (default 1800)",
+    "CAR_RENTAL_DASHBOARD_URL": "where the dashboard is served (default http://127.0.0.1:8501)",
 }
 """Every setting of the aws deployment and what it means (for the README and error messages)."""
 
 
 def aws_resources(settings: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The aws deployment's resources: ``lake landing spark catalog engine io_manager``.
+    """The aws deployment's resources: ``lake landing spark catalog engine io_manager dashboard``.
 
     ``settings`` replaces the environment (values are used as given, e.g. in tests). By
     default each ``CAR_RENTAL_*`` variable that is set becomes a ``dg.EnvVar`` (only its presence
@@ -161,6 +163,7 @@ def aws_resources(settings: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         "engine": engine,
         "io_manager": LakehouseIOManager(lake=lake, engine=engine),
+        "dashboard": DashboardLinks(**_given({"base_url": pick("CAR_RENTAL_DASHBOARD_URL")})),
     }
 
 

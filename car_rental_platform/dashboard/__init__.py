@@ -1,0 +1,1 @@
+"""The analysts' KPI dashboard: a Streamlit app over the catalog, through the query engine."""

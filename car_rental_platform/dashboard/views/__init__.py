@@ -1,0 +1,1 @@
+"""One Streamlit script per dashboard page (run by ``app.py``'s navigation)."""
