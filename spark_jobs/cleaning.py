@@ -30,7 +30,6 @@ CORRUPT = "_corrupt_record"
 SOURCE_FILE = "_source_file"
 ROW_ORDER = "_row_order"
 REASON = "_reason"
-DETAIL = "_detail"
 FIRST_SEEN = "_first_seen"
 CANDIDATE = "_candidate_key"
 FLAG_COLUMNS = frozenset({"active", "is_active"})
@@ -63,7 +62,7 @@ class Cleaned:
             F.lit(self.table.name).alias("source_table"),
             F.col(SOURCE_FILE).alias("source_file"),
             F.col(REASON).alias("reason"),
-            F.col(DETAIL).alias("detail"),
+            rejection_detail(self.table).alias("detail"),
             raw_record(self.table).alias("record"),
         )
 
@@ -123,11 +122,12 @@ def _raw_schema(names: list[str] | tuple[str, ...]) -> T.StructType:
     return T.StructType([*fields, T.StructField(CORRUPT, T.StringType())])
 
 
-def parse_value(column: ContractColumn, text: Column) -> Column:
+def parse_value(column: ContractColumn, text: Column, source: str | None = None) -> Column:
     """The typed value of a trimmed string, or null when it does not parse to the contract type.
 
-    ``text`` must be the column's trimmed value (``trimmed(column.name)``); the casts are SQL
-    ``try_cast`` so the job also runs on Spark 3.5 (EMR 7), where ``Column.try_cast`` is missing.
+    ``text`` must be the trimmed value of the DataFrame column ``source`` (default: the
+    contract column's own name); the casts are SQL ``try_cast`` so the job also runs on
+    Spark 3.5 (EMR 7), where ``Column.try_cast`` is missing.
     """
     kind = column.type
     if kind == "string":
@@ -138,7 +138,7 @@ def parse_value(column: ContractColumn, text: Column) -> Column:
         return F.try_to_timestamp(text, F.lit(column.format))
     if column.name in FLAG_COLUMNS:
         return F.when(text.isin("0", "1"), text.cast("int"))
-    value = F.expr(f"try_cast({_trimmed_sql(column.name)} AS {kind})")
+    value = F.expr(f"try_cast({_trimmed_sql(source or column.name)} AS {kind})")
     if kind == "double":
         return F.when(~F.isnan(value) & ~value.isin(float("inf"), float("-inf")), value)
     return value
@@ -187,48 +187,93 @@ def _any(conditions: list[Column]) -> Column:
     return reduce(Column.__or__, conditions, F.lit(False))
 
 
-def annotate(table: SourceTable, raw: DataFrame) -> DataFrame:
-    """Every raw row typed, with its first failing reason and detail (null when it is valid).
+@dataclass(frozen=True)
+class Validation:
+    """A table's checks, as conditions on the values of one set of DataFrame columns.
 
-    Reasons are decided on boolean conditions; the detail text is only built for the rows a
-    reason applies to, so a valid row costs its parses and nothing more.
+    ``annotate`` evaluates them on the raw columns of every row to decide its reason;
+    ``rejection_detail`` evaluates them again on the raw copies, for rejected rows only.
     """
-    text = {c.name: _trimmed(c.name) for c in table.columns}
-    typed = {c.name: parse_value(c, text[c.name]) for c in table.columns}
-    missing = [(text[c.name].isNull(), f"{c.name} is empty") for c in table.columns if c.required]
-    unparseable = [
-        (
-            text[c.name].isNotNull() & typed[c.name].isNull(),
-            f"{c.name} is not a valid {c.type}{f' ({c.format})' if c.format else ''}",
-        )
-        for c in table.columns
-        if c.type != "string"
-    ]
-    malformed = F.col(CORRUPT).isNotNull()
-    reason: Column = F.when(malformed, F.lit(RejectReason.MALFORMED_LINE.value))
-    detail: Column = F.when(malformed, F.lit(f"expected {len(table.columns)} fields"))
-    for code, checks in (
-        (RejectReason.MISSING_REQUIRED_VALUE, missing),
-        (RejectReason.UNPARSEABLE_VALUE, unparseable),
-    ):
-        if not checks:
-            continue
-        failed = _any([condition for condition, _ in checks])
-        reason = reason.when(failed, F.lit(code.value))
-        detail = detail.when(failed, _failures(checks))
-    for code, condition, message in RULES.get(table.name, []):
-        failed = F.coalesce(condition(typed), F.lit(False))
-        reason = reason.when(failed, F.lit(code.value))
-        detail = detail.when(failed, F.lit(message))
+
+    typed: dict[str, Column]
+    missing: list[tuple[Column, str]]
+    unparseable: list[tuple[Column, str]]
+    rules: list[tuple[RejectReason, Column, str]]
+
+    @classmethod
+    def of(cls, table: SourceTable, source: Callable[[str], str] = str) -> Validation:
+        """Checks of ``table`` on the DataFrame column ``source(name)`` of each column."""
+        text = {c.name: _trimmed(source(c.name)) for c in table.columns}
+        typed = {c.name: parse_value(c, text[c.name], source(c.name)) for c in table.columns}
+        missing = [
+            (text[c.name].isNull(), f"{c.name} is empty") for c in table.columns if c.required
+        ]
+        unparseable = [
+            (
+                text[c.name].isNotNull() & typed[c.name].isNull(),
+                f"{c.name} is not a valid {c.type}{f' ({c.format})' if c.format else ''}",
+            )
+            for c in table.columns
+            if c.type != "string"
+        ]
+        rules = [
+            (code, F.coalesce(condition(typed), F.lit(False)), message)
+            for code, condition, message in RULES.get(table.name, [])
+        ]
+        return cls(typed, missing, unparseable, rules)
+
+    def reason(self) -> Column:
+        """The first failing reason, decided on boolean conditions only (null when valid)."""
+        reason = F.when(F.col(CORRUPT).isNotNull(), F.lit(RejectReason.MALFORMED_LINE.value))
+        for code, checks in (
+            (RejectReason.MISSING_REQUIRED_VALUE, self.missing),
+            (RejectReason.UNPARSEABLE_VALUE, self.unparseable),
+        ):
+            if checks:
+                reason = reason.when(_any([cond for cond, _ in checks]), F.lit(code.value))
+        for code, failed, _ in self.rules:
+            reason = reason.when(failed, F.lit(code.value))
+        return reason
+
+
+def annotate(table: SourceTable, raw: DataFrame) -> DataFrame:
+    """Every raw row typed, with its raw strings beside and its first failing reason.
+
+    The reason is decided on boolean conditions; a valid row costs its parses and nothing
+    more. The detail text is left to ``rejection_detail``, on the rejected rows alone.
+    """
+    checks = Validation.of(table)
     return raw.select(
-        *[typed[c.name].alias(c.name) for c in table.columns],
+        *[checks.typed[c.name].alias(c.name) for c in table.columns],
         *[F.col(c.name).alias(raw_alias(c.name)) for c in table.columns],
         F.col(CORRUPT),
         F.col(SOURCE_FILE),
         F.col(ROW_ORDER),
-        reason.alias(REASON),
-        detail.alias(DETAIL),
+        checks.reason().alias(REASON),
     )
+
+
+def rejection_detail(table: SourceTable) -> Column:
+    """Which column or rule made a row fail, with the value where it helps (rejected rows).
+
+    Re-evaluates the checks on the raw copies of the values, so it is only worth computing
+    after the rejected rows have been filtered out.
+    """
+    checks = Validation.of(table, raw_alias)
+    reason = F.col(REASON)
+    detail = F.when(
+        reason == RejectReason.MALFORMED_LINE.value, F.lit(f"expected {len(table.columns)} fields")
+    )
+    for code, failures in (
+        (RejectReason.MISSING_REQUIRED_VALUE, checks.missing),
+        (RejectReason.UNPARSEABLE_VALUE, checks.unparseable),
+    ):
+        if failures:
+            detail = detail.when(reason == code.value, _failures(failures))
+    for code, _, message in checks.rules:
+        detail = detail.when(reason == code.value, F.lit(message))
+    seen = F.concat(F.lit(f"{table.key} "), F.col(table.key).cast("string"), F.lit(" seen"))
+    return detail.when(reason == RejectReason.DUPLICATE_KEY.value, seen)
 
 
 def clean(table: SourceTable, raw: DataFrame) -> Cleaned:
@@ -253,8 +298,9 @@ def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
     Two cheap passes instead of a window over every row (which shuffles and sorts the whole
     table with all its columns, the cost that dominated the transform): a grouped count of
     the parsed key alone finds the keys seen more than once in any row; only the rows holding
-    such a key are then fully validated, and the first valid position is kept per key. The
-    result is small (repeated keys only) and broadcast by ``mark_duplicates``.
+    such a key are then validated, and the first valid position is kept per key. Validity is
+    folded into the aggregate rather than filtered on, so Spark cannot move the validation
+    ahead of the join onto every row. The result is small and broadcast by ``mark_duplicates``.
     """
     key = table.key
     column = next(c for c in table.columns if c.name == key)
@@ -270,11 +316,14 @@ def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
     candidates = raw.withColumn(CANDIDATE, key_value).join(
         F.broadcast(seen_twice), CANDIDATE, "left_semi"
     )
+    valid = F.col(REASON).isNull()
     return (
         annotate(table, candidates.drop(CANDIDATE))
-        .where(F.col(REASON).isNull())
         .groupBy(key)
-        .agg(F.count(F.lit(1)).alias("_n"), F.min(_position()).alias(FIRST_SEEN))
+        .agg(
+            F.count(F.when(valid, F.lit(1))).alias("_n"),
+            F.min(F.when(valid, _position())).alias(FIRST_SEEN),
+        )
         .where(F.col("_n") > 1)
         .select(key, FIRST_SEEN)
     )
@@ -292,13 +341,10 @@ def mark_duplicates(annotated: DataFrame, repeated: DataFrame, key: str) -> Data
         F.col(REASON).isNull() & F.col(FIRST_SEEN).isNotNull() & (position != F.col(FIRST_SEEN))
     )
     return joined.select(
-        *[c for c in annotated.columns if c not in (REASON, DETAIL)],
+        *[c for c in annotated.columns if c != REASON],
         F.when(is_duplicate, F.lit(RejectReason.DUPLICATE_KEY.value))
         .otherwise(F.col(REASON))
         .alias(REASON),
-        F.when(is_duplicate, F.concat(F.lit(f"{key} "), F.col(key).cast("string"), F.lit(" seen")))
-        .otherwise(F.col(DETAIL))
-        .alias(DETAIL),
     )
 
 
