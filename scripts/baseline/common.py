@@ -8,6 +8,7 @@ the contract's KPI formulas (``spark_jobs.kpis``), so ``make bench`` compares th
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -58,6 +59,11 @@ def inputs(spark: SparkSession, data: Path) -> KpiInputs:
     )
 
 
-def write(tables: dict[str, DataFrame], out: Path) -> None:
-    for name, table in tables.items():
-        table.write.mode("overwrite").parquet(str(out / name))
+def run(description: str, kpis: dict[str, Callable[[KpiInputs], DataFrame]]) -> None:
+    """One baseline application: read the CSVs, write each KPI table as Parquet, stop."""
+    args = parse_args(description)
+    spark = session(description.split(":")[0])
+    data = inputs(spark, args.data)
+    for name, kpi in kpis.items():
+        kpi(data).write.mode("overwrite").parquet(str(args.out / name))
+    spark.stop()

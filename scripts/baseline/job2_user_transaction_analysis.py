@@ -5,36 +5,11 @@ spark-submit scripts/baseline/job2_user_transaction_analysis.py --data DIR --out
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common import run  # the folder of the script is first on sys.path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from spark_jobs.kpis import KPI_FUNCTIONS
 
-from common import inputs, parse_args, session, write
-
-from spark_jobs.kpis import (
-    daily_metrics,
-    day_of_week_metrics,
-    hourly_metrics,
-    user_metrics,
-)
-
-
-def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
-    spark = session("baseline-job2")
-    data = inputs(spark, args.data)
-    write(
-        {
-            "daily_metrics": daily_metrics(data),
-            "user_metrics": user_metrics(data),
-            "hourly_metrics": hourly_metrics(data),
-            "day_of_week_metrics": day_of_week_metrics(data),
-        },
-        args.out,
-    )
-    spark.stop()
-
+TABLES = ("daily_metrics", "user_metrics", "hourly_metrics", "day_of_week_metrics")
 
 if __name__ == "__main__":
-    main()
+    run(__doc__.splitlines()[0], {name: KPI_FUNCTIONS[name] for name in TABLES})
