@@ -46,8 +46,13 @@ class Cleaned:
     """Keys that occur more than once among the valid rows, with their first position."""
 
     def cache(self) -> Cleaned:
-        """Cache the annotated rows so counting and writing parse the CSV only once."""
+        """Cache the annotated rows (worth it for small inputs read several times)."""
         return Cleaned(self.table, self.annotated.cache(), self.repeated_keys)
+
+    def failing(self) -> Cleaned:
+        """Only the rows that have a reject reason (still annotated)."""
+        rejected = self.annotated.where(F.col(REASON).isNotNull())
+        return Cleaned(self.table, rejected, self.repeated_keys)
 
     @property
     def kept(self) -> DataFrame:

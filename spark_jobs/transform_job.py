@@ -59,14 +59,17 @@ def write_table(spark: SparkSession, item: Cleaned, path: str) -> Written:
     """Write the kept rows, then collect the rejected ones: three passes over the input.
 
     Finding repeated keys is one grouped pass (cached, it is small); writing the kept rows
-    and selecting the rejected ones are one pass each. Nothing wide is cached, so memory stays
-    flat as inputs grow, and only rejected rows pay for their JSON record.
+    and selecting the failing ones are one pass each. Nothing wide is cached, so memory stays
+    flat as inputs grow. The failing rows are cached before their detail and JSON record are
+    built, so those wide expressions run on them alone, in a stage of their own.
     """
     repeated = item.repeated_keys.cache()
     item.kept.write.mode("overwrite").parquet(path)
     kept = spark.read.parquet(path).count()
-    rejected = item.rejected.cache()
+    failing = item.failing().cache()
+    rejected = failing.rejected.cache()
     counts = {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}
+    failing.annotated.unpersist()
     repeated.unpersist()
     return Written(item.table, path, kept, rejected, dict(sorted(counts.items())))
 
