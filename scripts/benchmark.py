@@ -158,7 +158,7 @@ def main() -> None:
     }
     rows = []
     for rentals, runs in args.sizes:
-        root = args.out / f"rentals_{rentals}"
+        root = args.out.resolve() / f"rentals_{rentals}"
         shutil.rmtree(root, ignore_errors=True)
         (root / "logs").mkdir(parents=True)
         print(f"{rentals:,} rentals, {runs} run(s) each, in turn", flush=True)
