@@ -13,6 +13,7 @@ from car_rental_platform.assets.kpi import kpi_tables
 from car_rental_platform.assets.processed import processed_tables
 from car_rental_platform.assets.raw import raw_files
 from car_rental_platform.automation import (
+    catalog_and_analyses_automation,
     daily_refresh_schedule,
     landing_sensor,
     refresh_all_job,
@@ -39,7 +40,7 @@ defs = dg.Definitions(
     assets=ASSETS,
     jobs=[refresh_all_job, refresh_kpis_job],
     schedules=[daily_refresh_schedule],
-    sensors=[landing_sensor, report_failed_runs],
+    sensors=[landing_sensor, report_failed_runs, catalog_and_analyses_automation],
     resources=resources_for(deployment()),
     # Steps run one after another in the run's process: the Spark steps are sequential by
     # lineage anyway, step start-up costs nothing, and resources live for the whole run, so

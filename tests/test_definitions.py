@@ -67,20 +67,36 @@ def test_jobs_schedules_and_sensors(repo: dg.RepositoryDefinition) -> None:
     assert [(s.name, s.job_name, s.cron_schedule) for s in repo.schedule_defs] == [
         ("daily_refresh", "refresh_all", "0 3 * * *")
     ]
-    # Dagster adds the automation-condition sensor that evaluates the eager catalog entries.
+    # One automation sensor of our own, so Dagster adds no (stopped) default one.
     assert sorted(s.name for s in repo.sensor_defs) == [
-        "default_automation_condition_sensor",
+        "catalog_and_analyses_automation",
         "landing_sensor",
         "report_failed_runs",
     ]
 
 
-def test_catalog_entries_refresh_eagerly_and_nothing_else_does(
+def test_catalog_and_analyses_refresh_eagerly_and_nothing_else_does(
     repo: dg.RepositoryDefinition,
 ) -> None:
     for key in repo.asset_graph.get_all_asset_keys():
         condition = repo.asset_graph.get(key).automation_condition
-        assert (condition is not None) == (key.path[0] == "catalog"), key
+        assert (condition is not None) == (key.path[0] in ("catalog", "analyses")), key
+
+
+def test_the_automation_sensor_runs_from_the_start_over_every_automated_asset(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    sensor = definitions.defs.get_sensor_def("catalog_and_analyses_automation")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    covered = sensor.asset_selection.resolve(repo.asset_graph)
+    automated = {
+        key
+        for key in repo.asset_graph.get_all_asset_keys()
+        if repo.asset_graph.get(key).automation_condition is not None
+    }
+    assert covered == automated
+    assert {key.path[0] for key in covered} == {"catalog", "analyses"}
 
 
 def test_deployments_have_the_same_resource_keys() -> None:

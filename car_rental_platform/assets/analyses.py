@@ -136,6 +136,7 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         group_name="analyses",
         kinds={"sql", "pandas"},
         owners=OWNERS,
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def _analysis(
         context: dg.AssetExecutionContext, engine: QueryEngine, dashboard: DashboardLinks
@@ -159,6 +160,7 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
     group_name="analyses",
     kinds={"sql", "pandas"},
     owners=OWNERS,
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def city_state_rollup(
     context: dg.AssetExecutionContext, location_metrics: pd.DataFrame, dashboard: DashboardLinks
