@@ -83,8 +83,29 @@ def kpi_outcomes(
         F.sum(table.revenue_column).alias("revenue"),
         F.sum(table.count_column).alias("count"),
     ).first()
-    revenue = row["revenue"] or Decimal("0.00")
-    count = row["count"] or 0
+    measures = KpiMeasures(
+        rows=row["rows"], keys=row["keys"], revenue=row["revenue"], count=row["count"]
+    )
+    return kpi_verdicts(table, measures, totals)
+
+
+@dataclass(frozen=True)
+class KpiMeasures:
+    """What the KPI checks measure on a stored table (by Spark, or by SQL for check-only runs)."""
+
+    rows: int
+    keys: int
+    """Distinct values of the table's key (a null key counts as a value)."""
+    revenue: Decimal | None
+    count: int | None
+
+
+def kpi_verdicts(
+    table: KpiTable, measures: KpiMeasures, totals: RentalTotals
+) -> dict[Check, CheckOutcome]:
+    """The KPI checks' outcomes from their measures: one home for the rules and metadata keys."""
+    revenue = measures.revenue or Decimal("0.00")
+    count = measures.count or 0
     return {
         Check.TOTALS_MATCH_RENTALS: CheckOutcome(
             passed=revenue == totals.revenue and count == totals.rentals,
@@ -96,14 +117,14 @@ def kpi_outcomes(
             },
         ),
         Check.NOT_EMPTY: CheckOutcome(
-            passed=row["rows"] > 0 or totals.rentals == 0,
-            metadata={"rows": row["rows"], "rentals_count": totals.rentals},
+            passed=measures.rows > 0 or totals.rentals == 0,
+            metadata={"rows": measures.rows, "rentals_count": totals.rentals},
         ),
         Check.PRIMARY_KEY_UNIQUE: CheckOutcome(
-            passed=row["rows"] == row["keys"],
+            passed=measures.rows == measures.keys,
             metadata={
-                "rows": row["rows"],
-                "duplicate_rows": row["rows"] - row["keys"],
+                "rows": measures.rows,
+                "duplicate_rows": measures.rows - measures.keys,
                 "key": ", ".join(table.key),
             },
         ),
