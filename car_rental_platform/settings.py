@@ -7,7 +7,7 @@ deployment it runs in; it gets resources.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -75,6 +75,28 @@ def spark_mode(env: Mapping[str, str]) -> SparkMode:
         valid = ", ".join(SPARK_MODES)
         raise SettingsError(f"{SPARK_MODE_VAR}={value!r}: expected one of {valid}")
     return value  # type: ignore[return-value]
+
+
+def variables_set(names: Iterable[str], env: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """Which of ``names`` are set to a non-empty value: their presence only, never their value.
+
+    The aws deployment turns each present one into a ``dg.EnvVar`` that Dagster reads when a
+    run starts (and shows by name in the UI); an absent one leaves the resource's default.
+    """
+    return frozenset(name for name in names if env.get(name))
+
+
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+
+
+def dagster_home_or_default(env: Mapping[str, str] = os.environ) -> Path:
+    """``DAGSTER_HOME``, or ``.dagster_home/`` of the current folder (what ``make`` sets)."""
+    return Path(env.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+
+
+def source_dir_given(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``CAR_RENTAL_SOURCE_DIR`` names the exports (else the sample is generated)."""
+    return bool(env.get("CAR_RENTAL_SOURCE_DIR"))
 
 
 def dagster_home(env: Mapping[str, str] = os.environ) -> Path | None:
