@@ -45,7 +45,8 @@ def unknown_references(
     """Rentals pointing at a user, vehicle or location id absent from its table (a warning).
 
     One pass: each reference is left-joined to its table's ids with a marker column, and a
-    single aggregate counts the rentals whose marker stayed null.
+    single aggregate counts the rentals whose marker stayed null, the rentals with any unknown
+    reference, and the first such rental_id of each kind (examples a user can look up).
     """
     references = {
         "rentals_with_unknown_user": ("user_id", users, "user_id"),
@@ -53,13 +54,34 @@ def unknown_references(
         "rentals_with_unknown_pickup_location": ("pickup_location", locations, "location_id"),
         "rentals_with_unknown_dropoff_location": ("dropoff_location", locations, "location_id"),
     }
-    joined = rentals.select(*dict.fromkeys(column for column, _, _ in references.values()))
+    columns = dict.fromkeys(["rental_id", *(column for column, _, _ in references.values())])
+    joined = rentals.select(*columns)
     for name, (column, table, key) in references.items():
         known = table.select(F.col(key).alias(column), F.lit(True).alias(name)).distinct()
         joined = joined.join(known, column, "left")
-    row = joined.agg(*[F.count_if(F.col(name).isNull()).alias(name) for name in references]).first()
+    unknown = [F.col(name).isNull() for name in references]
+    any_unknown = unknown[0]
+    for condition in unknown[1:]:
+        any_unknown = any_unknown | condition
+    row = joined.agg(
+        *[F.count_if(F.col(name).isNull()).alias(name) for name in references],
+        F.count_if(any_unknown).alias("total"),
+        *[
+            F.min(F.when(condition, F.col("rental_id"))).alias(f"example_{index}")
+            for index, condition in enumerate(unknown)
+        ],
+    ).first()
     counts = {name: int(row[name]) for name in references}
-    return CheckOutcome(passed=not any(counts.values()), metadata=counts, severity="WARN")
+    examples = sorted({row[f"example_{i}"] for i in range(len(unknown))} - {None})
+    return CheckOutcome(
+        passed=not any(counts.values()),
+        metadata={
+            **counts,
+            "rentals_with_unknown_references": int(row["total"]),
+            "example_rental_ids": ", ".join(examples),
+        },
+        severity="WARN",
+    )
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def test_checks_pass_and_unknown_references_warn(graph: MaterializedGraph) -> No
     assert not warning.passed
     assert warning.severity == dg.AssetCheckSeverity.WARN
     counts = {k: v.value for k, v in warning.metadata.items()}
+    examples = counts.pop("example_rental_ids").split(", ")
+    total = counts.pop("rentals_with_unknown_references")
     # The generator plants 3 unknown users, 3 unknown vehicles, 2 pickups at location 99999
     # and 1 drop-off at 99998 among the valid rentals.
     assert counts == {
@@ -63,6 +65,11 @@ def test_checks_pass_and_unknown_references_warn(graph: MaterializedGraph) -> No
         "rentals_with_unknown_pickup_location": 2,
         "rentals_with_unknown_dropoff_location": 1,
     }
+    assert 3 <= total <= 9
+    assert 1 <= len(examples) <= 4
+    listed = ", ".join(f"'{e}'" for e in examples)
+    known = graph.query(f"SELECT rental_id FROM {DB}.rentals WHERE rental_id IN ({listed})")
+    assert sorted(known.rental_id) == sorted(examples)  # real rentals, kept
     failed = [key for key, e in evaluations.items() if not e.passed]
     assert failed == []
 
