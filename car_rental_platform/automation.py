@@ -6,6 +6,7 @@ import re
 
 import dagster as dg
 
+from car_rental_platform.assets.common import DAILY_REFRESH_CRON
 from car_rental_platform.resources.landing import Landing
 from spark_jobs.contract import SOURCE_TABLES
 
@@ -38,7 +39,7 @@ catalog_and_analyses_automation = dg.AutomationConditionSensorDefinition(
 daily_refresh_schedule = dg.ScheduleDefinition(
     name="daily_refresh",
     job=refresh_all_job,
-    cron_schedule="0 3 * * *",
+    cron_schedule=DAILY_REFRESH_CRON,
     execution_timezone="UTC",
     description="Rebuild everything at 03:00 UTC from whatever has landed.",
     default_status=dg.DefaultScheduleStatus.STOPPED,

@@ -36,12 +36,31 @@ def resources_for(target: Deployment) -> dict[str, Any]:
 
 ASSETS = [raw_files, processed_tables, kpi_tables, *CATALOG_ASSETS, *ANALYSIS_ASSETS]
 
+FOREIGN_KINDS: dict[Deployment, frozenset[str]] = {
+    Deployment.LOCAL: frozenset({"glue", "athena"}),
+    Deployment.AWS: frozenset({"duckdb"}),
+}
+"""Kinds the asset code declares for both deployments (a catalog entry is a DuckDB view or a
+Glue table) that do not apply to the other one."""
+
+
+def assets_for(target: Deployment) -> list[dg.AssetsDefinition]:
+    """The assets, their kinds those of the deployment (the UI shows only what runs there)."""
+
+    def own_kinds(spec: dg.AssetSpec) -> dg.AssetSpec:
+        return spec.replace_attributes(kinds=set(spec.kinds) - FOREIGN_KINDS[target])
+
+    return dg.map_asset_specs(own_kinds, ASSETS)
+
+
+DEPLOYMENT = deployment()
+
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=assets_for(DEPLOYMENT),
     jobs=[refresh_all_job, refresh_kpis_job],
     schedules=[daily_refresh_schedule],
     sensors=[landing_sensor, report_failed_runs, catalog_and_analyses_automation],
-    resources=resources_for(deployment()),
+    resources=resources_for(DEPLOYMENT),
     # Steps run one after another in the run's process: the Spark steps are sequential by
     # lineage anyway, step start-up costs nothing, and resources live for the whole run, so
     # an EMR transient cluster is created once per run (not once per step process).

@@ -120,3 +120,80 @@ def test_asset_code_never_asks_which_deployment_it_is_in() -> None:
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
         assert "os" not in names and "Deployment" not in names, module.name
         assert not any("CAR_RENTAL" in str(s) for s in strings), module.name
+
+
+def test_kpi_and_catalog_tables_are_due_daily_after_the_refresh(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    for key in repo.asset_graph.get_all_asset_keys():
+        policy = repo.asset_graph.get(key).freshness_policy
+        if key.path[0] in ("kpi", "catalog"):
+            assert isinstance(policy, dg.FreshnessPolicy), key
+            assert policy.deadline_cron == "0 5 * * *", key  # two hours after 0 3 * * *
+            assert policy.lower_bound_delta.total_seconds() == 2 * 3600, key
+        else:
+            assert policy is None, key
+    assert repo.schedule_defs[0].cron_schedule == "0 3 * * *"
+
+
+def test_every_declared_column_is_described(repo: dg.RepositoryDefinition) -> None:
+    for key in repo.asset_graph.get_all_asset_keys():
+        schema = (repo.asset_graph.get(key).metadata or {}).get("dagster/column_schema")
+        if schema is None:
+            continue
+        columns = getattr(schema, "schema", schema).columns
+        undescribed = [c.name for c in columns if not c.description]
+        assert undescribed == [], key
+
+
+def test_pipes_metadata_is_retyped_to_dagster_standard_keys() -> None:
+    from car_rental_platform.assets.common import with_path
+
+    reported = dg.MaterializeResult(
+        asset_key=dg.AssetKey(["kpi", "daily_metrics"]),
+        metadata={"path": "s3://lake/kpi/daily_metrics", "row_count": 31},
+    )
+    metadata = with_path(reported).metadata or {}
+    assert metadata["path"] == dg.MetadataValue.path("s3://lake/kpi/daily_metrics")
+    assert metadata["dagster/row_count"] == dg.MetadataValue.int(31)
+    assert metadata["row_count"] == 31  # kept: the processed checks read it back
+
+
+def test_catalog_schemas_carry_the_contract_descriptions() -> None:
+    from car_rental_platform.assets.common import described_schema
+
+    schema = described_schema({"rental_date": "date", "total_revenue": "decimal(18,2)"}, "x")
+    assert [(c.name, c.description) for c in schema.columns] == [
+        ("rental_date", "Date of the rental's start (UTC)"),
+        ("total_revenue", "Sum of total_amount of the rentals"),
+    ]
+    rentals = described_schema({"total_amount": "decimal(18,2)", "odd": "int"}, "rentals")
+    assert rentals.columns[0].description
+    assert rentals.columns[1].description is None
+
+
+def test_kinds_are_those_of_the_deployment() -> None:
+    def kinds(target: Deployment) -> dict[str, set[str]]:
+        return {
+            spec.key.to_user_string(): set(spec.kinds)
+            for assets in definitions.assets_for(target)
+            for spec in assets.specs
+        }
+
+    local, aws = kinds(Deployment.LOCAL), kinds(Deployment.AWS)
+    assert local["catalog/rentals"] == {"duckdb"}
+    assert aws["catalog/rentals"] == {"glue"}
+    assert local["analyses/top_spenders"] == {"sql", "pandas", "duckdb"}
+    assert aws["analyses/top_spenders"] == {"sql", "pandas", "athena"}
+    assert local["kpi/daily_metrics"] == aws["kpi/daily_metrics"] == {"spark", "parquet"}
+
+
+def test_spark_tables_carry_the_code_version_of_the_spark_jobs_bundle(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    from car_rental_platform.code_bundle import bundle_digest, package_sources
+
+    digest = bundle_digest(package_sources("spark_jobs"))
+    for key in repo.asset_graph.get_all_asset_keys():
+        version = repo.asset_graph.get(key).code_version
+        assert version == (digest if key.path[0] in ("processed", "kpi") else None), key

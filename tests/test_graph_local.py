@@ -20,6 +20,7 @@ from tests import kpi_oracle
 from tests.graph_fixtures import MaterializedGraph
 
 DB = "car_rental_db"
+DB_QUOTED = f'"{DB}"'
 
 
 def latest_metadata(graph: MaterializedGraph, *path: str) -> dict[str, object]:
@@ -109,8 +110,14 @@ def test_materialization_metadata(graph: MaterializedGraph) -> None:
         "rental_date",
         "total_transactions",
     ]
+    assert kpi["dagster/row_count"] == kpi["row_count"]  # Dagster's standard key, typed
+    assert all(c.description for c in catalog["dagster/column_schema"].columns)
     analysis = latest_metadata(graph, "analyses", "top_spenders")
     assert analysis["row_count"] > 0 and "| user_id |" in analysis["preview"]
+    assert analysis["dagster/row_count"] == analysis["row_count"]
+    assert all(c.description for c in analysis["dagster/column_schema"].columns)
+    assert analysis["sql"].startswith("```sql\nSELECT user_id,")
+    assert f'FROM {DB_QUOTED}."user_metrics"' in analysis["sql"]
     spec = graph.result.dagster_run  # the run exists in the instance
     assert spec.is_success
 

@@ -4,7 +4,13 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from car_rental_platform.assets.common import OWNERS, table_schema, with_path
+from car_rental_platform.assets.common import (
+    DAILY_FRESHNESS,
+    OWNERS,
+    SPARK_CODE_VERSION,
+    table_schema,
+    with_path,
+)
 from car_rental_platform.assets.kpi_checks import stored_kpi_checks
 from car_rental_platform.assets.processed import processed_key
 from car_rental_platform.dashboard.pages import KPI_PAGES
@@ -52,8 +58,10 @@ def _spec(table: KpiTable) -> dg.AssetSpec:
         deps=[processed_key(name) for name in inputs],
         group_name="kpi",
         kinds={"spark", "parquet"},
+        code_version=SPARK_CODE_VERSION,
         owners=OWNERS,
         metadata={"dagster/column_schema": table_schema(table.columns)},
+        freshness_policy=DAILY_FRESHNESS,
     )
 
 
