@@ -20,15 +20,15 @@ from car_rental_platform.automation import (
     refresh_kpis_job,
     report_failed_runs,
 )
-from car_rental_platform.settings import Deployment, LocalSettings, deployment
+from car_rental_platform.settings import Deployment, LocalSettings, deployment, variables_set
 
 
 def resources_for(target: Deployment) -> dict[str, Any]:
     """The resource dictionary of a deployment; every deployment has the same keys."""
     if target is Deployment.AWS:
-        from car_rental_platform.resources.aws import aws_resources
+        from car_rental_platform.resources.aws import SETTINGS, aws_resources
 
-        return aws_resources()
+        return aws_resources(variables=variables_set(SETTINGS))
     from car_rental_platform.resources.local import local_resources
 
     return local_resources(LocalSettings.from_env())

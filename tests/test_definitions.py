@@ -172,6 +172,30 @@ def test_catalog_schemas_carry_the_contract_descriptions() -> None:
     assert rentals.columns[1].description is None
 
 
+ENVIRONMENT_USERS = {
+    "settings.py": "the one place that reads settings",
+    "main.py": "hands its environment on to the launched run",
+    "java.py": "points JAVA_HOME at a JDK for the JVM that Spark starts (not a setting)",
+    "resources/spark.py": "the Python of Spark's workers and of spark-submit (not a setting)",
+}
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    package = Path(definitions.__file__).parent
+    readers = set()
+    for module in package.rglob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+                and node.attr in ("environ", "getenv")
+            ):
+                readers.add(str(module.relative_to(package)))
+    assert readers <= set(ENVIRONMENT_USERS)
+
+
 def test_kinds_are_those_of_the_deployment() -> None:
     def kinds(target: Deployment) -> dict[str, set[str]]:
         return {
