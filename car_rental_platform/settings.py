@@ -55,16 +55,20 @@ class LocalSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> LocalSettings:
-        lake_root = str(Path(env.get("CAR_RENTAL_LAKE_ROOT", DEFAULT_LAKE_ROOT)).resolve())
+        def given(name: str, default: str) -> str:
+            """An empty variable counts as unset (``X= make run`` must not mean the cwd)."""
+            return env.get(name) or default
+
+        lake_root = str(Path(given("CAR_RENTAL_LAKE_ROOT", DEFAULT_LAKE_ROOT)).resolve())
         return cls(
-            source_dir=str(Path(env.get("CAR_RENTAL_SOURCE_DIR", DEFAULT_SOURCE_DIR)).resolve()),
+            source_dir=str(Path(given("CAR_RENTAL_SOURCE_DIR", DEFAULT_SOURCE_DIR)).resolve()),
             lake_root=lake_root,
-            catalog_path=env.get(
+            catalog_path=given(
                 "CAR_RENTAL_CATALOG_PATH", str(Path(lake_root, "catalog", "car_rental.duckdb"))
             ),
-            database=env.get("CAR_RENTAL_DATABASE", DATABASE),
+            database=given("CAR_RENTAL_DATABASE", DATABASE),
             spark_mode=spark_mode(env),
-            dashboard_url=env.get("CAR_RENTAL_DASHBOARD_URL", DEFAULT_DASHBOARD_URL),
+            dashboard_url=given("CAR_RENTAL_DASHBOARD_URL", DEFAULT_DASHBOARD_URL),
         )
 
 

@@ -221,3 +221,11 @@ def test_spark_tables_carry_the_code_version_of_the_spark_jobs_bundle(
     for key in repo.asset_graph.get_all_asset_keys():
         version = repo.asset_graph.get(key).code_version
         assert version == (digest if key.path[0] in ("processed", "kpi") else None), key
+
+
+def test_an_empty_setting_counts_as_unset() -> None:
+    from car_rental_platform.settings import DEFAULT_SOURCE_DIR, LocalSettings
+
+    empty = LocalSettings.from_env({"CAR_RENTAL_SOURCE_DIR": "", "CAR_RENTAL_LAKE_ROOT": ""})
+    assert empty == LocalSettings.from_env({})
+    assert empty.source_dir == str(Path(DEFAULT_SOURCE_DIR).resolve())
