@@ -5,7 +5,7 @@
 Reads the CSVs in ``CAR_RENTAL_SOURCE_DIR`` (default ``data/sample``, generated when absent),
 writes the lake under ``CAR_RENTAL_LAKE_ROOT`` (default ``lake/``) and keeps Dagster's run
 history in ``DAGSTER_HOME`` (default ``.dagster_home/``, configured by the shipped
-``dagster.yaml``).
+``instance/dagster.yaml``).
 
 The run is launched the way the UI launches one (``dagster job launch`` over ``workspace.yaml``),
 so it carries the code location ``car_rental_platform`` and the job ``refresh_all``: the UI lists
@@ -42,7 +42,9 @@ from spark_jobs.contract import DATABASE, KPI_TABLES, REJECTED_ROWS_TABLE, SOURC
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKSPACE = PROJECT_DIR / "workspace.yaml"
-INSTANCE_CONFIG = PROJECT_DIR / "dagster.yaml"
+INSTANCE_CONFIG = PROJECT_DIR / "instance" / "dagster.yaml"
+"""Shipped outside the project root: Dagster warns about a dagster.yaml in the current folder
+that is not DAGSTER_HOME's."""
 LOCATION = "car_rental_platform"
 """The code location's one name: workspace.yaml, pyproject's [tool.dagster], dagster_cloud.yaml."""
 JOB = "refresh_all"

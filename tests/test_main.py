@@ -37,7 +37,9 @@ def test_the_instance_is_configured_and_the_run_log_is_not_in_telemetry_logs(
 ) -> None:
     home = tmp_path / "home"
     main.prepare_instance(home)
-    assert (home / "dagster.yaml").read_text() == (PROJECT / "dagster.yaml").read_text()
+    assert (home / "dagster.yaml").read_text() == (
+        PROJECT / "instance" / "dagster.yaml"
+    ).read_text()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_launcher.__class__.__name__ == "DefaultRunLauncher"
         assert instance.run_monitoring_enabled
