@@ -29,12 +29,15 @@ run: install  ## Materialize every asset on the local lake, then print a summary
 test: install  ## Lint, validate the code location, then the whole test suite.
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	DAGSTER_HOME= $(VENV)/bin/dagster definitions validate -m car_rental_platform.definitions
+	DAGSTER_HOME= VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 	$(PY) -m pytest
 
 ui: install  ## The Dagster UI on http://127.0.0.1:3000 (with the automation daemon).
 	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+	@# The shipped instance configuration, unless DAGSTER_HOME has its own (never overwritten).
+	[ -f $(DAGSTER_HOME)/dagster.yaml ] || cp instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@# dg runs the project's own .venv: say it is the active one, so dg does not warn.
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg dev -h 127.0.0.1 -p 3000
 
 dashboard: install  ## The analysts' KPI dashboard (Streamlit) on http://127.0.0.1:$(DASHBOARD_PORT).
 	@echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/  (Ctrl-C stops it)"

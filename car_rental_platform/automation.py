@@ -6,6 +6,7 @@ import re
 
 import dagster as dg
 
+from car_rental_platform.assets.common import DAILY_REFRESH_CRON
 from car_rental_platform.resources.landing import Landing
 from spark_jobs.contract import SOURCE_TABLES
 
@@ -21,10 +22,24 @@ refresh_kpis_job = dg.define_asset_job(
     "the analyses over them.",
 )
 
+AUTOMATED_GROUPS = ("catalog", "analyses")
+
+catalog_and_analyses_automation = dg.AutomationConditionSensorDefinition(
+    "catalog_and_analyses_automation",
+    target=dg.AssetSelection.groups(*AUTOMATED_GROUPS),
+    # Dagster's implicit default sensor starts STOPPED on a new instance, so the eager
+    # conditions would never fire until someone found the switch: this one runs from the start.
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    # Plain runs, not backfills: they show under Runs with their steps like any other run.
+    emit_backfills=False,
+    description="Refreshes catalog entries and analyses once the tables they read change.",
+)
+
 daily_refresh_schedule = dg.ScheduleDefinition(
     name="daily_refresh",
     job=refresh_all_job,
-    cron_schedule="0 3 * * *",
+    cron_schedule=DAILY_REFRESH_CRON,
     execution_timezone="UTC",
     description="Rebuild everything at 03:00 UTC from whatever has landed.",
     default_status=dg.DefaultScheduleStatus.STOPPED,

@@ -7,7 +7,7 @@ deployment it runs in; it gets resources.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -55,16 +55,20 @@ class LocalSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> LocalSettings:
-        lake_root = str(Path(env.get("CAR_RENTAL_LAKE_ROOT", DEFAULT_LAKE_ROOT)).resolve())
+        def given(name: str, default: str) -> str:
+            """An empty variable counts as unset (``X= make run`` must not mean the cwd)."""
+            return env.get(name) or default
+
+        lake_root = str(Path(given("CAR_RENTAL_LAKE_ROOT", DEFAULT_LAKE_ROOT)).resolve())
         return cls(
-            source_dir=str(Path(env.get("CAR_RENTAL_SOURCE_DIR", DEFAULT_SOURCE_DIR)).resolve()),
+            source_dir=str(Path(given("CAR_RENTAL_SOURCE_DIR", DEFAULT_SOURCE_DIR)).resolve()),
             lake_root=lake_root,
-            catalog_path=env.get(
+            catalog_path=given(
                 "CAR_RENTAL_CATALOG_PATH", str(Path(lake_root, "catalog", "car_rental.duckdb"))
             ),
-            database=env.get("CAR_RENTAL_DATABASE", DATABASE),
+            database=given("CAR_RENTAL_DATABASE", DATABASE),
             spark_mode=spark_mode(env),
-            dashboard_url=env.get("CAR_RENTAL_DASHBOARD_URL", DEFAULT_DASHBOARD_URL),
+            dashboard_url=given("CAR_RENTAL_DASHBOARD_URL", DEFAULT_DASHBOARD_URL),
         )
 
 
@@ -75,6 +79,28 @@ def spark_mode(env: Mapping[str, str]) -> SparkMode:
         valid = ", ".join(SPARK_MODES)
         raise SettingsError(f"{SPARK_MODE_VAR}={value!r}: expected one of {valid}")
     return value  # type: ignore[return-value]
+
+
+def variables_set(names: Iterable[str], env: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """Which of ``names`` are set to a non-empty value: their presence only, never their value.
+
+    The aws deployment turns each present one into a ``dg.EnvVar`` that Dagster reads when a
+    run starts (and shows by name in the UI); an absent one leaves the resource's default.
+    """
+    return frozenset(name for name in names if env.get(name))
+
+
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+
+
+def dagster_home_or_default(env: Mapping[str, str] = os.environ) -> Path:
+    """``DAGSTER_HOME``, or ``.dagster_home/`` of the current folder (what ``make`` sets)."""
+    return Path(env.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+
+
+def source_dir_given(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``CAR_RENTAL_SOURCE_DIR`` names the exports (else the sample is generated)."""
+    return bool(env.get("CAR_RENTAL_SOURCE_DIR"))
 
 
 def dagster_home(env: Mapping[str, str] = os.environ) -> Path | None:

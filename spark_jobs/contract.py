@@ -416,3 +416,57 @@ DATABASE = "car_rental_db"
 def table_path(lake_root: str, zone: str, table: str) -> str:
     """``<lake_root>/<zone>/<table>``: the one rule for where a table lives in the lake."""
     return f"{lake_root.rstrip('/')}/{zone}/{table}"
+
+
+# --- Column descriptions (Dagster's column schemas) -------------------------------------------
+
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "location_id": "Location id (an id absent from locations has null names)",
+    "location_name": "Name of the location; null for an unknown location id",
+    "city": "City of the location",
+    "state": "State of the location",
+    "total_pickups": "Rentals picked up here",
+    "total_dropoffs": "Rentals dropped off here",
+    "vehicle_type": "basic, premium, high_end, or unknown for a vehicle not in vehicles",
+    "brand": "Vehicle brand, or unknown for a vehicle not in vehicles",
+    "rental_date": "Date of the rental's start (UTC)",
+    "hour_of_day": "Hour of the rental's start, 0-23 (UTC)",
+    "day_of_week": "Weekday of the rental's start, Monday ... Sunday",
+    "day_number": "Weekday of the rental's start, 1 = Monday ... 7 = Sunday",
+    "user_id": "User id (an id absent from users has null names)",
+    "first_name": "User's first name; null for an unknown user",
+    "last_name": "User's last name; null for an unknown user",
+    "email": "User's email; null for an unknown user",
+    "is_active": "User's active flag (1/0); null for an unknown user",
+    "total_rentals": "Number of rentals",
+    "total_transactions": "Number of rentals",
+    "total_revenue": "Sum of total_amount of the rentals",
+    "total_spent": "Sum of total_amount of the user's rentals",
+    "avg_rental_amount": "Average total_amount per rental, 2 decimals half up",
+    "avg_transaction_amount": "Average total_amount per rental, 2 decimals half up",
+    "max_rental_amount": "Largest total_amount of a rental",
+    "max_transaction_amount": "Largest total_amount of a rental",
+    "min_rental_amount": "Smallest total_amount of a rental",
+    "min_transaction_amount": "Smallest total_amount of a rental",
+    "total_rental_hours": "Sum of rental_duration_hours, 2 decimals half up",
+    "avg_rental_duration_hours": "Average rental_duration_hours, 2 decimals half up",
+    "min_rental_duration_hours": "Shortest rental_duration_hours",
+    "max_rental_duration_hours": "Longest rental_duration_hours",
+    "unique_vehicles": "Distinct vehicles rented",
+    "unique_vehicles_rented": "Distinct vehicles the user rented",
+    "unique_users": "Distinct users renting",
+    "spending_category": "Top (>= 90), High (>= 75), Medium (>= 50), Low (>= 25) or Occasional "
+    "Spender, by spending_percentile",
+    "spending_percentile": "percent_rank by total_spent x 100, 2 decimals",
+    # Columns the analyses (DESIGN 4) compute over the KPI tables:
+    "cumulative_revenue": "Running total of total_revenue up to this day",
+    "revenue_7_day_avg": "Average total_revenue of this day and the 6 before, 2 decimals",
+    "revenue_share_pct": "This row's share of the revenue of all rows, in percent, 2 decimals",
+    "locations": "Locations in the group",
+}
+"""What a KPI or analysis column means, by name, for the columns whose ``Column`` has no
+description of its own (a name means the same in every table that has it)."""
+
+
+def column_description(column: Column) -> str:
+    return column.description or COLUMN_DESCRIPTIONS.get(column.name, "")

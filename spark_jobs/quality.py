@@ -45,7 +45,8 @@ def unknown_references(
     """Rentals pointing at a user, vehicle or location id absent from its table (a warning).
 
     One pass: each reference is left-joined to its table's ids with a marker column, and a
-    single aggregate counts the rentals whose marker stayed null.
+    single aggregate counts the rentals whose marker stayed null, the rentals with any unknown
+    reference, and the first such rental_id of each kind (examples a user can look up).
     """
     references = {
         "rentals_with_unknown_user": ("user_id", users, "user_id"),
@@ -53,13 +54,34 @@ def unknown_references(
         "rentals_with_unknown_pickup_location": ("pickup_location", locations, "location_id"),
         "rentals_with_unknown_dropoff_location": ("dropoff_location", locations, "location_id"),
     }
-    joined = rentals.select(*dict.fromkeys(column for column, _, _ in references.values()))
+    columns = dict.fromkeys(["rental_id", *(column for column, _, _ in references.values())])
+    joined = rentals.select(*columns)
     for name, (column, table, key) in references.items():
         known = table.select(F.col(key).alias(column), F.lit(True).alias(name)).distinct()
         joined = joined.join(known, column, "left")
-    row = joined.agg(*[F.count_if(F.col(name).isNull()).alias(name) for name in references]).first()
+    unknown = [F.col(name).isNull() for name in references]
+    any_unknown = unknown[0]
+    for condition in unknown[1:]:
+        any_unknown = any_unknown | condition
+    row = joined.agg(
+        *[F.count_if(F.col(name).isNull()).alias(name) for name in references],
+        F.count_if(any_unknown).alias("total"),
+        *[
+            F.min(F.when(condition, F.col("rental_id"))).alias(f"example_{index}")
+            for index, condition in enumerate(unknown)
+        ],
+    ).first()
     counts = {name: int(row[name]) for name in references}
-    return CheckOutcome(passed=not any(counts.values()), metadata=counts, severity="WARN")
+    examples = sorted({row[f"example_{i}"] for i in range(len(unknown))} - {None})
+    return CheckOutcome(
+        passed=not any(counts.values()),
+        metadata={
+            **counts,
+            "rentals_with_unknown_references": int(row["total"]),
+            "example_rental_ids": ", ".join(examples),
+        },
+        severity="WARN",
+    )
 
 
 @dataclass(frozen=True)
@@ -83,8 +105,29 @@ def kpi_outcomes(
         F.sum(table.revenue_column).alias("revenue"),
         F.sum(table.count_column).alias("count"),
     ).first()
-    revenue = row["revenue"] or Decimal("0.00")
-    count = row["count"] or 0
+    measures = KpiMeasures(
+        rows=row["rows"], keys=row["keys"], revenue=row["revenue"], count=row["count"]
+    )
+    return kpi_verdicts(table, measures, totals)
+
+
+@dataclass(frozen=True)
+class KpiMeasures:
+    """What the KPI checks measure on a stored table (by Spark, or by SQL for check-only runs)."""
+
+    rows: int
+    keys: int
+    """Distinct values of the table's key (a null key counts as a value)."""
+    revenue: Decimal | None
+    count: int | None
+
+
+def kpi_verdicts(
+    table: KpiTable, measures: KpiMeasures, totals: RentalTotals
+) -> dict[Check, CheckOutcome]:
+    """The KPI checks' outcomes from their measures: one home for the rules and metadata keys."""
+    revenue = measures.revenue or Decimal("0.00")
+    count = measures.count or 0
     return {
         Check.TOTALS_MATCH_RENTALS: CheckOutcome(
             passed=revenue == totals.revenue and count == totals.rentals,
@@ -96,14 +139,14 @@ def kpi_outcomes(
             },
         ),
         Check.NOT_EMPTY: CheckOutcome(
-            passed=row["rows"] > 0 or totals.rentals == 0,
-            metadata={"rows": row["rows"], "rentals_count": totals.rentals},
+            passed=measures.rows > 0 or totals.rentals == 0,
+            metadata={"rows": measures.rows, "rentals_count": totals.rentals},
         ),
         Check.PRIMARY_KEY_UNIQUE: CheckOutcome(
-            passed=row["rows"] == row["keys"],
+            passed=measures.rows == measures.keys,
             metadata={
-                "rows": row["rows"],
-                "duplicate_rows": row["rows"] - row["keys"],
+                "rows": measures.rows,
+                "duplicate_rows": measures.rows - measures.keys,
                 "key": ", ".join(table.key),
             },
         ),

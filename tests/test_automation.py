@@ -71,16 +71,20 @@ def test_daily_schedule_requests_the_refresh_all_job() -> None:
     assert daily_refresh_schedule.cron_schedule == "0 3 * * *"
 
 
-def test_materialized_kpi_makes_its_catalog_entry_eagerly_requested() -> None:
+def report(instance: dg.DagsterInstance, *keys: str) -> None:
+    for key in keys:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(dg.AssetKey.from_user_string(key))
+        )
+
+
+def test_materialized_kpi_makes_its_catalog_entry_then_its_analyses_requested() -> None:
     """What the automation daemon (dagster dev) does after a KPI materialization."""
     defs = definitions.defs
     with dg.instance_for_test() as instance:
         baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert baseline.total_requested == 0  # nothing upstream exists yet
-        for key in ("kpi/daily_metrics", "processed/rentals"):
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(dg.AssetKey.from_user_string(key))
-            )
+        report(instance, "kpi/daily_metrics", "processed/rentals")
         result = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=baseline.cursor
         )
@@ -90,13 +94,36 @@ def test_materialized_kpi_makes_its_catalog_entry_eagerly_requested() -> None:
 
         assert requested("catalog/daily_metrics") == 1
         assert requested("catalog/rentals") == 1
+        # The analysis over the entry is requested in the same tick, to run after it.
+        assert requested("analyses/daily_revenue_trend") == 1
         assert requested("catalog/user_metrics") == 0  # its KPI was never materialized
-        assert result.total_requested == 2
+        assert result.total_requested == 3
 
         again = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=result.cursor
         )
         assert again.total_requested == 0  # nothing new upstream: no repeated request
+
+        report(instance, "catalog/hourly_metrics")  # e.g. an entry refreshed from the CLI
+        analyses = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=again.cursor
+        )
+        pattern = dg.AssetKey.from_user_string("analyses/hourly_pattern")
+        assert analyses.get_num_requested(pattern) == 1
+        assert analyses.total_requested == 1
+
+
+def test_a_full_refresh_leaves_nothing_for_the_automation_to_redo() -> None:
+    """After ``refresh_all`` (every table in one run) the sensor requests no second run."""
+    defs = definitions.defs
+    with dg.instance_for_test() as instance:
+        baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        report(instance, "kpi/daily_metrics", "catalog/daily_metrics")
+        report(instance, "analyses/daily_revenue_trend")
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=baseline.cursor
+        )
+        assert result.total_requested == 0
 
 
 def test_run_failure_sensor_summarizes_the_failed_step(tmp_path: Path) -> None:

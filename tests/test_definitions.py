@@ -67,20 +67,36 @@ def test_jobs_schedules_and_sensors(repo: dg.RepositoryDefinition) -> None:
     assert [(s.name, s.job_name, s.cron_schedule) for s in repo.schedule_defs] == [
         ("daily_refresh", "refresh_all", "0 3 * * *")
     ]
-    # Dagster adds the automation-condition sensor that evaluates the eager catalog entries.
+    # One automation sensor of our own, so Dagster adds no (stopped) default one.
     assert sorted(s.name for s in repo.sensor_defs) == [
-        "default_automation_condition_sensor",
+        "catalog_and_analyses_automation",
         "landing_sensor",
         "report_failed_runs",
     ]
 
 
-def test_catalog_entries_refresh_eagerly_and_nothing_else_does(
+def test_catalog_and_analyses_refresh_eagerly_and_nothing_else_does(
     repo: dg.RepositoryDefinition,
 ) -> None:
     for key in repo.asset_graph.get_all_asset_keys():
         condition = repo.asset_graph.get(key).automation_condition
-        assert (condition is not None) == (key.path[0] == "catalog"), key
+        assert (condition is not None) == (key.path[0] in ("catalog", "analyses")), key
+
+
+def test_the_automation_sensor_runs_from_the_start_over_every_automated_asset(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    sensor = definitions.defs.get_sensor_def("catalog_and_analyses_automation")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    covered = sensor.asset_selection.resolve(repo.asset_graph)
+    automated = {
+        key
+        for key in repo.asset_graph.get_all_asset_keys()
+        if repo.asset_graph.get(key).automation_condition is not None
+    }
+    assert covered == automated
+    assert {key.path[0] for key in covered} == {"catalog", "analyses"}
 
 
 def test_deployments_have_the_same_resource_keys() -> None:
@@ -104,3 +120,112 @@ def test_asset_code_never_asks_which_deployment_it_is_in() -> None:
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
         assert "os" not in names and "Deployment" not in names, module.name
         assert not any("CAR_RENTAL" in str(s) for s in strings), module.name
+
+
+def test_kpi_and_catalog_tables_are_due_daily_after_the_refresh(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    for key in repo.asset_graph.get_all_asset_keys():
+        policy = repo.asset_graph.get(key).freshness_policy
+        if key.path[0] in ("kpi", "catalog"):
+            assert isinstance(policy, dg.FreshnessPolicy), key
+            assert policy.deadline_cron == "0 5 * * *", key  # two hours after 0 3 * * *
+            assert policy.lower_bound_delta.total_seconds() == 2 * 3600, key
+        else:
+            assert policy is None, key
+    assert repo.schedule_defs[0].cron_schedule == "0 3 * * *"
+
+
+def test_every_declared_column_is_described(repo: dg.RepositoryDefinition) -> None:
+    for key in repo.asset_graph.get_all_asset_keys():
+        schema = (repo.asset_graph.get(key).metadata or {}).get("dagster/column_schema")
+        if schema is None:
+            continue
+        columns = getattr(schema, "schema", schema).columns
+        undescribed = [c.name for c in columns if not c.description]
+        assert undescribed == [], key
+
+
+def test_pipes_metadata_is_retyped_to_dagster_standard_keys() -> None:
+    from car_rental_platform.assets.common import with_path
+
+    reported = dg.MaterializeResult(
+        asset_key=dg.AssetKey(["kpi", "daily_metrics"]),
+        metadata={"path": "s3://lake/kpi/daily_metrics", "row_count": 31},
+    )
+    metadata = with_path(reported).metadata or {}
+    assert metadata["path"] == dg.MetadataValue.path("s3://lake/kpi/daily_metrics")
+    assert metadata["dagster/row_count"] == dg.MetadataValue.int(31)
+    assert metadata["row_count"] == 31  # kept: the processed checks read it back
+
+
+def test_catalog_schemas_carry_the_contract_descriptions() -> None:
+    from car_rental_platform.assets.common import described_schema
+
+    schema = described_schema({"rental_date": "date", "total_revenue": "decimal(18,2)"}, "x")
+    assert [(c.name, c.description) for c in schema.columns] == [
+        ("rental_date", "Date of the rental's start (UTC)"),
+        ("total_revenue", "Sum of total_amount of the rentals"),
+    ]
+    rentals = described_schema({"total_amount": "decimal(18,2)", "odd": "int"}, "rentals")
+    assert rentals.columns[0].description
+    assert rentals.columns[1].description is None
+
+
+ENVIRONMENT_USERS = {
+    "settings.py": "the one place that reads settings",
+    "main.py": "hands its environment on to the launched run",
+    "java.py": "points JAVA_HOME at a JDK for the JVM that Spark starts (not a setting)",
+    "resources/spark.py": "the Python of Spark's workers and of spark-submit (not a setting)",
+}
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    package = Path(definitions.__file__).parent
+    readers = set()
+    for module in package.rglob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+                and node.attr in ("environ", "getenv")
+            ):
+                readers.add(str(module.relative_to(package)))
+    assert readers <= set(ENVIRONMENT_USERS)
+
+
+def test_kinds_are_those_of_the_deployment() -> None:
+    def kinds(target: Deployment) -> dict[str, set[str]]:
+        return {
+            spec.key.to_user_string(): set(spec.kinds)
+            for assets in definitions.assets_for(target)
+            for spec in assets.specs
+        }
+
+    local, aws = kinds(Deployment.LOCAL), kinds(Deployment.AWS)
+    assert local["catalog/rentals"] == {"duckdb"}
+    assert aws["catalog/rentals"] == {"glue"}
+    assert local["analyses/top_spenders"] == {"sql", "pandas", "duckdb"}
+    assert aws["analyses/top_spenders"] == {"sql", "pandas", "athena"}
+    assert local["kpi/daily_metrics"] == aws["kpi/daily_metrics"] == {"spark", "parquet"}
+
+
+def test_spark_tables_carry_the_code_version_of_the_spark_jobs_bundle(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    from car_rental_platform.code_bundle import bundle_digest, package_sources
+
+    digest = bundle_digest(package_sources("spark_jobs"))
+    for key in repo.asset_graph.get_all_asset_keys():
+        version = repo.asset_graph.get(key).code_version
+        assert version == (digest if key.path[0] in ("processed", "kpi") else None), key
+
+
+def test_an_empty_setting_counts_as_unset() -> None:
+    from car_rental_platform.settings import DEFAULT_SOURCE_DIR, LocalSettings
+
+    empty = LocalSettings.from_env({"CAR_RENTAL_SOURCE_DIR": "", "CAR_RENTAL_LAKE_ROOT": ""})
+    assert empty == LocalSettings.from_env({})
+    assert empty.source_dir == str(Path(DEFAULT_SOURCE_DIR).resolve())

@@ -20,6 +20,7 @@ from tests import kpi_oracle
 from tests.graph_fixtures import MaterializedGraph
 
 DB = "car_rental_db"
+DB_QUOTED = f'"{DB}"'
 
 
 def latest_metadata(graph: MaterializedGraph, *path: str) -> dict[str, object]:
@@ -55,6 +56,8 @@ def test_checks_pass_and_unknown_references_warn(graph: MaterializedGraph) -> No
     assert not warning.passed
     assert warning.severity == dg.AssetCheckSeverity.WARN
     counts = {k: v.value for k, v in warning.metadata.items()}
+    examples = counts.pop("example_rental_ids").split(", ")
+    total = counts.pop("rentals_with_unknown_references")
     # The generator plants 3 unknown users, 3 unknown vehicles, 2 pickups at location 99999
     # and 1 drop-off at 99998 among the valid rentals.
     assert counts == {
@@ -63,6 +66,11 @@ def test_checks_pass_and_unknown_references_warn(graph: MaterializedGraph) -> No
         "rentals_with_unknown_pickup_location": 2,
         "rentals_with_unknown_dropoff_location": 1,
     }
+    assert 3 <= total <= 9
+    assert 1 <= len(examples) <= 4
+    listed = ", ".join(f"'{e}'" for e in examples)
+    known = graph.query(f"SELECT rental_id FROM {DB}.rentals WHERE rental_id IN ({listed})")
+    assert sorted(known.rental_id) == sorted(examples)  # real rentals, kept
     failed = [key for key, e in evaluations.items() if not e.passed]
     assert failed == []
 
@@ -102,8 +110,14 @@ def test_materialization_metadata(graph: MaterializedGraph) -> None:
         "rental_date",
         "total_transactions",
     ]
+    assert kpi["dagster/row_count"] == kpi["row_count"]  # Dagster's standard key, typed
+    assert all(c.description for c in catalog["dagster/column_schema"].columns)
     analysis = latest_metadata(graph, "analyses", "top_spenders")
     assert analysis["row_count"] > 0 and "| user_id |" in analysis["preview"]
+    assert analysis["dagster/row_count"] == analysis["row_count"]
+    assert all(c.description for c in analysis["dagster/column_schema"].columns)
+    assert analysis["sql"].startswith("```sql\nSELECT user_id,")
+    assert f'FROM {DB_QUOTED}."user_metrics"' in analysis["sql"]
     spec = graph.result.dagster_run  # the run exists in the instance
     assert spec.is_success
 

@@ -12,7 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from car_rental_platform.resources.duckdb_catalog import DuckDBQueryEngine
-from car_rental_platform.resources.io_manager import LakehouseIOManager, where_clause
+from car_rental_platform.resources.io_manager import (
+    LakehouseIOManager,
+    PartitionDimension,
+    where_clause,
+)
 from car_rental_platform.resources.lake import LocalLake
 from car_rental_platform.resources.local import local_resources
 from car_rental_platform.resources.query import (
@@ -186,9 +190,7 @@ def test_identifiers_are_quoted_so_no_name_breaks_out() -> None:
 
 
 def test_partition_values_are_escaped() -> None:
-    from dagster._core.storage.db_io_manager import TablePartitionDimension
-
-    clause = where_clause(TablePartitionDimension("city", ["Lyon", "O'Hare'); DROP"]))
+    clause = where_clause(PartitionDimension("city", ["Lyon", "O'Hare'); DROP"]))
     assert clause == "\"city\" IN ('Lyon', 'O''Hare''); DROP')"
     with pytest.raises(UnsafeIdentifierError):
-        where_clause(TablePartitionDimension("city = city OR 1", ["x"]))
+        where_clause(PartitionDimension("city = city OR 1", ["x"]))

@@ -134,17 +134,21 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         description=analysis.description,
         deps=[catalog_key(t) for t in analysis.reads],
         group_name="analyses",
-        kinds={"sql", "pandas"},
+        kinds={"sql", "pandas", "duckdb", "athena"},
         owners=OWNERS,
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def _analysis(
         context: dg.AssetExecutionContext, engine: QueryEngine, dashboard: DashboardLinks
     ) -> pd.DataFrame:
-        frame = engine.query(
-            analysis.sql.format(**{t: engine.table_name(t) for t in analysis.reads})
-        )
+        sql = analysis.sql.format(**{t: engine.table_name(t) for t in analysis.reads})
+        frame = engine.query(sql)
         context.add_output_metadata(
-            {**headline_metadata(frame), "dashboard": dashboard.page_url(analysis.page)}
+            {
+                **headline_metadata(frame),
+                "dashboard": dashboard.page_url(analysis.page),
+                "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+            }
         )
         return frame
 
@@ -157,8 +161,9 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
     ins={"location_metrics": dg.AssetIn(kpi_key(LOCATION_METRICS.name))},
     deps=[catalog_key(LOCATION_METRICS.name)],
     group_name="analyses",
-    kinds={"sql", "pandas"},
+    kinds={"sql", "pandas", "duckdb", "athena"},
     owners=OWNERS,
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def city_state_rollup(
     context: dg.AssetExecutionContext, location_metrics: pd.DataFrame, dashboard: DashboardLinks

@@ -7,7 +7,7 @@ with no further action (with the automation daemon running, as under ``dagster d
 
 import dagster as dg
 
-from car_rental_platform.assets.common import OWNERS
+from car_rental_platform.assets.common import DAILY_FRESHNESS, OWNERS, described_schema
 from car_rental_platform.resources.catalog import Catalog, CatalogError
 from car_rental_platform.resources.lake import LakeStorage
 from spark_jobs.contract import KPI_TABLES, REJECTED_ROWS_TABLE, SOURCE_TABLES, Zone
@@ -32,6 +32,7 @@ def build_catalog_assets(zone: Zone, tables: list[str]) -> dg.AssetsDefinition:
             kinds={"duckdb", "glue"},
             owners=OWNERS,
             automation_condition=dg.AutomationCondition.eager(),
+            freshness_policy=DAILY_FRESHNESS,
         )
         for table in tables
     ]
@@ -53,12 +54,7 @@ def build_catalog_assets(zone: Zone, tables: list[str]) -> dg.AssetsDefinition:
                     "dagster/table_name": f"{catalog.database}.{table}",
                     "crawl_status": status,
                     "location": dg.MetadataValue.path(lake.table_uri(zone, table)),
-                    "dagster/column_schema": dg.TableSchema(
-                        columns=[
-                            dg.TableColumn(name, kind)
-                            for name, kind in result.columns.get(table, {}).items()
-                        ]
-                    ),
+                    "dagster/column_schema": described_schema(result.columns.get(table, {}), table),
                     "zone_tables_created": result.created,
                     "zone_tables_updated": result.updated,
                     "zone_tables_deleted": result.deleted,

@@ -2,7 +2,13 @@
 
 import dagster as dg
 
-from car_rental_platform.assets.common import OWNERS, plain_metadata, table_schema, with_path
+from car_rental_platform.assets.common import (
+    OWNERS,
+    SPARK_CODE_VERSION,
+    plain_metadata,
+    table_schema,
+    with_path,
+)
 from car_rental_platform.assets.raw import raw_key
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.spark import SparkRunner
@@ -31,6 +37,7 @@ def _spec(table: SourceTable) -> dg.AssetSpec:
         deps=[raw_key(table)],
         group_name="processed",
         kinds={"spark", "parquet"},
+        code_version=SPARK_CODE_VERSION,
         owners=OWNERS,
         metadata={"dagster/column_schema": table_schema(table.processed_columns)},
     )
@@ -44,6 +51,7 @@ PROCESSED_SPECS = [
         deps=[raw_key(table) for table in SOURCE_TABLES],
         group_name="processed",
         kinds={"spark", "parquet"},
+        code_version=SPARK_CODE_VERSION,
         owners=OWNERS,
         metadata={"dagster/column_schema": table_schema(REJECTED_ROWS_COLUMNS)},
     ),

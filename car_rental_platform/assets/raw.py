@@ -66,6 +66,7 @@ def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeSto
             asset_key=key,
             metadata={
                 "row_count": rows,
+                "dagster/row_count": rows,
                 "size_bytes": size,
                 "path": dg.MetadataValue.path(uri),
                 "source": dg.MetadataValue.path(source),

@@ -124,7 +124,9 @@ class DuckDBQueryEngine(QueryEngine):
 
     database_path: str = Field(description="DuckDB file of the local catalog.")
     lock_timeout_seconds: float = Field(
-        default=600.0, description="How long to wait for another process's catalog lock."
+        default=600.0,
+        ge=0,
+        description="Seconds (>= 0) to wait for another process's catalog lock.",
     )
 
     @contextmanager
@@ -139,7 +141,9 @@ class DuckDBCatalog(Catalog):
     """The local 'crawler': one view per table folder of a zone, in the DuckDB file."""
 
     database_path: str = Field(description="DuckDB file of the local catalog.")
-    lock_timeout_seconds: float = Field(default=600.0, description="Wait for the catalog lock.")
+    lock_timeout_seconds: float = Field(
+        default=600.0, ge=0, description="Seconds (>= 0) to wait for the catalog lock."
+    )
 
     def crawl(self, *, zone: Zone, lake: LakeStorage, log: dg.DagsterLogManager) -> CrawlResult:
         engine = DuckDBQueryEngine(

@@ -1,12 +1,13 @@
 """The lakehouse IO manager: pandas in and out of lake tables through the catalog's SQL.
 
-Shaped like Dagster's own warehouse IO managers (it *is* a ``DbIOManager``): a ``DbClient``
-that knows the lake and the query engine, and a ``DbTypeHandler`` for pandas. Outputs are
-written as Parquet under ``<lake>/<zone>/<table>/`` (one folder per partition) and registered
-in the catalog; inputs are read with SQL, filtered to the partitions asked for. The zone is
-the asset key's prefix and the table its last part, so ``analyses/top_locations`` lives in
-``<lake>/analyses/top_locations/`` and is ``car_rental_db.top_locations``. Assets whose data
-Spark writes return only metadata and are read through it downstream all the same.
+Built on Dagster's public ``ConfigurableIOManager``, shaped like its warehouse IO managers: a
+table slice per asset (zone, table, partition), outputs written as Parquet under
+``<lake>/<zone>/<table>/`` (one folder per partition) and registered in the catalog, inputs read
+with SQL, filtered to the partitions asked for. The zone is the asset key's prefix and the table
+its last part, so ``analyses/top_locations`` lives in ``<lake>/analyses/top_locations/`` and is
+``car_rental_db.top_locations``. Assets whose data Spark writes return only metadata and are read
+through it downstream all the same. Partitions (one dimension, named by the asset's
+``partition_expr`` metadata) are kept for the daily exports of DESIGN 3.5.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -24,35 +24,41 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster._core.storage.db_io_manager import (
-    DbClient,
-    DbIOManager,
-    DbTypeHandler,
-    TablePartitionDimension,
-    TableSlice,
-)
 
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.query import (
     SQL_TYPES_ATTR,
     QueryEngine,
-    QuerySession,
     quote_identifier,
     validate_identifier,
 )
+from spark_jobs.contract import COLUMN_DESCRIPTIONS
 from spark_jobs.markdown import markdown_table
 
 PREVIEW_ROWS = 10
+PARTITION_EXPR = "partition_expr"
+"""Asset metadata key naming the column that holds a partitioned asset's partition key."""
 
 
 @dataclass(frozen=True)
-class LakeConnection:
-    session: QuerySession
-    lake: LakeStorage
-    engine: QueryEngine
+class PartitionDimension:
+    """The partitions of a slice: a time window, or a list of partition keys."""
+
+    partition_expr: str
+    partitions: dg.TimeWindow | Sequence[str]
 
 
-def partition_folder(dimension: TablePartitionDimension, key: str) -> str:
+@dataclass(frozen=True)
+class TableSlice:
+    """What one output writes or one input reads: a zone's table, its columns, its partitions."""
+
+    zone: str
+    table: str
+    columns: Sequence[str] | None = None
+    partition_dimensions: Sequence[PartitionDimension] = ()
+
+
+def partition_folder(dimension: PartitionDimension, key: str) -> str:
     """Hive-style folder of one partition: ``<column>=<key>``."""
     column = validate_identifier(dimension.partition_expr, "partition column")
     if "/" in key or key in ("", ".", ".."):
@@ -64,11 +70,11 @@ def partition_types(table_slice: TableSlice) -> dict[str, str]:
     """SQL type of each partition column: DATE for time windows, VARCHAR otherwise."""
     return {
         d.partition_expr: "DATE" if isinstance(d.partitions, dg.TimeWindow) else "VARCHAR"
-        for d in table_slice.partition_dimensions or []
+        for d in table_slice.partition_dimensions
     }
 
 
-def where_clause(dimension: TablePartitionDimension) -> str:
+def where_clause(dimension: PartitionDimension) -> str:
     """Filter on one partition column; values are escaped, the column is quoted."""
     column = quote_identifier(validate_identifier(dimension.partition_expr, "partition column"))
     if isinstance(dimension.partitions, dg.TimeWindow):
@@ -79,54 +85,49 @@ def where_clause(dimension: TablePartitionDimension) -> str:
     return f"{column} IN ({values})"
 
 
-class LakeDbClient(DbClient):
-    """Table slices of the lake, seen through the query engine."""
+def select_statement(engine: QueryEngine, table_slice: TableSlice) -> str:
+    columns = (
+        ", ".join(quote_identifier(c) for c in table_slice.columns) if table_slice.columns else "*"
+    )
+    sql = f"SELECT {columns} FROM {engine.table_name(table_slice.table)}"
+    filters = [where_clause(d) for d in table_slice.partition_dimensions]
+    return sql + (" WHERE " + " AND ".join(filters) if filters else "")
 
-    def __init__(self, lake: LakeStorage, engine: QueryEngine) -> None:
-        self.lake = lake
-        self.engine = engine
 
-    @contextmanager
-    def connect(
-        self, context: dg.OutputContext | dg.InputContext, table_slice: TableSlice
-    ) -> Iterator[LakeConnection]:
-        with self.engine.connect(write=isinstance(context, dg.OutputContext)) as session:
-            yield LakeConnection(session=session, lake=self.lake, engine=self.engine)
+def _zone_and_table(key: dg.AssetKey) -> tuple[str, str]:
+    if len(key.path) < 2:
+        raise ValueError(f"asset key {key.to_user_string()!r} has no zone prefix (zone/table)")
+    return key.path[-2], key.path[-1]
 
-    def ensure_schema_exists(
-        self, context: dg.OutputContext, table_slice: TableSlice, connection: LakeConnection
-    ) -> None:
-        """Nothing to do: registering a table creates its database when needed."""
 
-    def delete_table_slice(
-        self, context: dg.OutputContext, table_slice: TableSlice, connection: LakeConnection
-    ) -> None:
-        """Remove the files of the partitions about to be written (the whole table if none)."""
-        base = self.relative_table_path(table_slice)
-        dimensions = table_slice.partition_dimensions or []
-        if not dimensions:
-            self.lake.delete_prefix(base + "/")
-            return
-        if len(dimensions) > 1:
-            raise NotImplementedError("multi-dimensional partitions are not supported")
-        for key in context.asset_partition_keys:
-            self.lake.delete_prefix(f"{base}/{partition_folder(dimensions[0], key)}/")
-
-    def relative_table_path(self, table_slice: TableSlice) -> str:
-        return f"{self.lake.prefix(table_slice.schema)}/{table_slice.table}"
-
-    def get_select_statement(self, table_slice: TableSlice) -> str:
-        columns = (
-            ", ".join(quote_identifier(c) for c in table_slice.columns)
-            if table_slice.columns
-            else "*"
+def _partitions(
+    context: dg.InputContext | dg.OutputContext, metadata: Mapping[str, Any]
+) -> list[PartitionDimension]:
+    """The slice's partition dimension, from the partitions the context asks for."""
+    if not context.has_asset_partitions:
+        return []
+    expr = metadata.get(PARTITION_EXPR)
+    if not isinstance(expr, str):
+        raise ValueError(
+            f"{context.asset_key.to_user_string()} is partitioned: give it a "
+            f"{PARTITION_EXPR!r} metadata entry naming its partition column"
         )
-        sql = f"SELECT {columns} FROM {self.engine.table_name(table_slice.table)}"
-        filters = [where_clause(d) for d in table_slice.partition_dimensions or []]
-        return sql + (" WHERE " + " AND ".join(filters) if filters else "")
+    if isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition):
+        return [PartitionDimension(expr, context.asset_partitions_time_window)]
+    return [PartitionDimension(expr, list(context.asset_partition_keys))]
 
-    def get_table_name(self, table_slice: TableSlice) -> str:
-        return f"{self.engine.database}.{table_slice.table}"
+
+def output_slice(context: dg.OutputContext) -> TableSlice:
+    zone, table = _zone_and_table(context.asset_key)
+    return TableSlice(zone, table, None, _partitions(context, context.definition_metadata or {}))
+
+
+def input_slice(context: dg.InputContext) -> TableSlice:
+    zone, table = _zone_and_table(context.asset_key)
+    upstream = context.upstream_output
+    upstream_metadata = (upstream.definition_metadata if upstream else None) or {}
+    columns = (context.definition_metadata or {}).get("columns")
+    return TableSlice(zone, table, columns, _partitions(context, upstream_metadata))
 
 
 DECIMAL_TYPE = re.compile(r"decimal\((\d+),\s*(\d+)\)")
@@ -161,7 +162,15 @@ def restore_sql_types(table: pa.Table, sql_types: Mapping[str, str]) -> pa.Table
 
 
 def table_schema(schema: pa.Schema) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
+    """The stored columns and types, each described by what its name means in the contract."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=f.name, type=str(f.type), description=COLUMN_DESCRIPTIONS.get(f.name)
+            )
+            for f in schema
+        ]
+    )
 
 
 def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
@@ -169,66 +178,55 @@ def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     return markdown_table(head.where(head.notna(), None).itertuples(index=False), df.columns)
 
 
-class PandasLakeTypeHandler(DbTypeHandler[pd.DataFrame]):
-    """pandas DataFrames as Parquet in the lake, registered in the catalog."""
-
-    def handle_output(
-        self,
-        context: dg.OutputContext,
-        table_slice: TableSlice,
-        obj: pd.DataFrame,
-        connection: LakeConnection,
-    ) -> Mapping[str, Any]:
-        lake = connection.lake
-        base = f"{lake.prefix(table_slice.schema)}/{table_slice.table}"
-        dimensions = table_slice.partition_dimensions or []
-        frame = obj
-        folder = base
-        if dimensions:
-            dimension = dimensions[0]
-            frame = obj.drop(columns=[dimension.partition_expr], errors="ignore")
-            folder = f"{base}/{partition_folder(dimension, context.asset_partition_key)}"
-        sql_types = obj.attrs.get(SQL_TYPES_ATTR, {})
-        arrow = restore_sql_types(pa.Table.from_pandas(frame, preserve_index=False), sql_types)
-        buffer = io.BytesIO()
-        pq.write_table(arrow, buffer)
-        path = lake.write_bytes(buffer.getvalue(), f"{folder}/part-00000.parquet")
-        connection.session.register_table(
-            table=table_slice.table,
-            location=lake.table_uri(table_slice.schema, table_slice.table),
-            partition_types=partition_types(table_slice),
-        )
-        return {
-            "row_count": len(obj),
-            "path": dg.MetadataValue.path(path),
-            "dagster/column_schema": table_schema(
-                restore_sql_types(pa.Table.from_pandas(obj, preserve_index=False), sql_types).schema
-            ),
-            "preview": dg.MetadataValue.md(markdown_preview(obj)),
-        }
-
-    def load_input(
-        self, context: dg.InputContext, table_slice: TableSlice, connection: LakeConnection
-    ) -> pd.DataFrame:
-        client = LakeDbClient(connection.lake, connection.engine)
-        return connection.session.query(client.get_select_statement(table_slice))
-
-    @property
-    def supported_types(self) -> Sequence[type[object]]:
-        return [pd.DataFrame]
-
-
-class LakehouseIOManager(dg.ConfigurableIOManagerFactory):
+class LakehouseIOManager(dg.ConfigurableIOManager):
     """Lake tables in and out as pandas, through the configured catalog's SQL engine."""
 
     lake: LakeStorage
     engine: QueryEngine
 
-    def create_io_manager(self, context: dg.InitResourceContext) -> DbIOManager:
-        return DbIOManager(
-            type_handlers=[PandasLakeTypeHandler()],
-            db_client=LakeDbClient(self.lake, self.engine),
-            database=self.engine.database,
-            io_manager_name="LakehouseIOManager",
-            default_load_type=pd.DataFrame,
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+        """Replace the table (or the partitions written) with ``obj`` and register it."""
+        if obj is None:  # an asset that stores nothing of its own (e.g. a test consumer)
+            return
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(f"LakehouseIOManager stores pandas DataFrames, not {type(obj)}")
+        table_slice = output_slice(context)
+        base = f"{self.lake.prefix(table_slice.zone)}/{table_slice.table}"
+        frame, folder = obj, base
+        if table_slice.partition_dimensions:
+            if len(table_slice.partition_dimensions) > 1:
+                raise NotImplementedError("multi-dimensional partitions are not supported")
+            dimension = table_slice.partition_dimensions[0]
+            frame = obj.drop(columns=[dimension.partition_expr], errors="ignore")
+            for key in context.asset_partition_keys:
+                self.lake.delete_prefix(f"{base}/{partition_folder(dimension, key)}/")
+            folder = f"{base}/{partition_folder(dimension, context.asset_partition_key)}"
+        else:
+            self.lake.delete_prefix(base + "/")
+        sql_types = obj.attrs.get(SQL_TYPES_ATTR, {})
+        arrow = restore_sql_types(pa.Table.from_pandas(frame, preserve_index=False), sql_types)
+        buffer = io.BytesIO()
+        pq.write_table(arrow, buffer)
+        path = self.lake.write_bytes(buffer.getvalue(), f"{folder}/part-00000.parquet")
+        with self.engine.connect(write=True) as session:
+            session.register_table(
+                table=table_slice.table,
+                location=self.lake.table_uri(table_slice.zone, table_slice.table),
+                partition_types=partition_types(table_slice),
+            )
+        full = restore_sql_types(pa.Table.from_pandas(obj, preserve_index=False), sql_types)
+        context.add_output_metadata(
+            {
+                "row_count": len(obj),
+                "dagster/row_count": len(obj),
+                "path": dg.MetadataValue.path(path),
+                "dagster/table_name": f"{self.engine.database}.{table_slice.table}",
+                "dagster/column_schema": table_schema(full.schema),
+                "preview": dg.MetadataValue.md(markdown_preview(obj)),
+            }
         )
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        """The upstream table (its partitions asked for, its ``columns`` if given) by SQL."""
+        with self.engine.connect() as session:
+            return session.query(select_statement(self.engine, input_slice(context)))

@@ -10,7 +10,6 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
-from dagster._core.definitions.asset_selection import AssetSelection
 
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.resources.aws import aws_resources
@@ -111,7 +110,7 @@ def test_no_credentials_are_committed() -> None:
 def test_the_default_selection_is_the_daily_kpi_and_what_reads_it() -> None:
     """Resolved as the CLI resolves --select (comma-separated, AssetSelection.from_coercible)."""
     defs = dg.Definitions(assets=ASSETS, resources=aws_resources({"CAR_RENTAL_BUCKET": "b"}))
-    selection = AssetSelection.from_coercible(["kpi/daily_metrics*"])
+    selection = dg.AssetSelection.from_coercible(["kpi/daily_metrics*"])
     keys = selection.resolve(defs.resolve_asset_graph())
     assert sorted(key.to_user_string() for key in keys) == [
         "analyses/daily_revenue_trend",

@@ -496,14 +496,6 @@ def deployment(aws_env: AwsEnv, tmp_path: Path) -> Deployment:
     return Deployment(aws_env, sample, landed)
 
 
-@pytest.fixture(autouse=True)
-def quick_pipes_reader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dagster's Pipes message reader sleeps 1 s between polls, twice per step at least."""
-    from dagster._core.pipes import utils
-
-    monkeypatch.setattr(utils, "DEFAULT_SLEEP_INTERVAL", 0.05)
-
-
 @pytest.fixture
 def instance() -> dg.DagsterInstance:
     """In memory: the processed assets read the raw row counts back from it."""

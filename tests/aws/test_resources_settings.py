@@ -4,11 +4,13 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pydantic
 import pytest
 
 from car_rental_platform.resources.aws import (
     SETTINGS,
     AthenaQueryEngine,
+    EmrClusterTemplate,
     EmrSparkRunner,
     GlueCrawlerCatalog,
     S3Lake,
@@ -158,3 +160,21 @@ def test_the_io_manager_of_the_dictionary_writes_to_s3_and_glue(aws_env: AwsEnv)
     table = aws_env.client("glue").get_table(DatabaseName="car_rental_db", Name="vehicle_types")
     location = table["Table"]["StorageDescriptor"]["Location"]
     assert location == f"s3://{aws_env.bucket}/analyses/vehicle_types/"
+
+
+@pytest.mark.parametrize(
+    ("resource", "field", "value"),
+    [
+        (EmrClusterTemplate, "core_market", "SPOTTY"),
+        (EmrClusterTemplate, "core_instance_count", 0),
+        (EmrClusterTemplate, "step_concurrency", 257),
+        (AthenaQueryEngine, "timeout_seconds", 0),
+        (GlueCrawlerCatalog, "poll_interval_seconds", -1),
+    ],
+)
+def test_a_setting_out_of_bounds_fails_when_the_resource_is_built_naming_the_field(
+    resource: type, field: str, value: object
+) -> None:
+    required = {"bucket": "b"} if resource is not EmrClusterTemplate else {}
+    with pytest.raises(pydantic.ValidationError, match=field):
+        resource(**required, **{field: value})

@@ -9,8 +9,8 @@ falls back to boto3's default (``AWS_REGION``); credentials are never settings.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import dagster as dg
@@ -37,6 +37,7 @@ from car_rental_platform.resources.aws.glue import GlueCrawlerCatalog
 from car_rental_platform.resources.aws.s3 import S3Lake, S3Landing
 from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.io_manager import LakehouseIOManager
+from car_rental_platform.settings import variables_set
 
 __all__ = [
     "SETTINGS",
@@ -86,16 +87,21 @@ SETTINGS: dict[str, str] = {
 """Every setting of the aws deployment and what it means (for the README and error messages)."""
 
 
-def aws_resources(settings: Mapping[str, str] | None = None) -> dict[str, Any]:
+def aws_resources(
+    settings: Mapping[str, str] | None = None, *, variables: AbstractSet[str] | None = None
+) -> dict[str, Any]:
     """The aws deployment's resources: ``lake landing spark catalog engine io_manager dashboard``.
 
-    ``settings`` replaces the environment (values are used as given, e.g. in tests). By
-    default each ``CAR_RENTAL_*`` variable that is set becomes a ``dg.EnvVar`` (only its presence
-    is looked at here; Dagster reads the value when a run starts) and an unset optional one
+    ``settings`` replaces the environment (values are used as given, e.g. in tests). Otherwise
+    each ``CAR_RENTAL_*`` variable in ``variables`` (the set ones, from
+    ``settings.variables_set``: only their presence is looked at, and only there) becomes a
+    ``dg.EnvVar`` (Dagster reads the value when a run starts) and an unset optional one
     leaves the resource's default, so definitions load even with nothing set: a run without
     ``CAR_RENTAL_BUCKET`` fails at start with Dagster's message naming the variable.
     """
-    pick = _picker(settings)
+    if settings is None and variables is None:
+        variables = variables_set(SETTINGS)
+    pick = _picker(settings, variables or frozenset())
     connection: dict[str, Any] = {
         k: v
         for k, v in {
@@ -172,7 +178,7 @@ def _given(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def _picker(settings: Mapping[str, str] | None) -> Callable[..., Any]:
+def _picker(settings: Mapping[str, str] | None, variables: AbstractSet[str]) -> Callable[..., Any]:
     def pick(name: str, *, kind: type = str, required: bool = False) -> Any:
         if name not in SETTINGS:
             raise KeyError(f"unknown setting {name}")
@@ -180,7 +186,7 @@ def _picker(settings: Mapping[str, str] | None) -> Callable[..., Any]:
             if name in settings and settings[name] != "":
                 return kind(settings[name])
             return dg.EnvVar(name) if required else None
-        if required or os.environ.get(name):
+        if required or name in variables:
             return dg.EnvVar.int(name) if kind is int else dg.EnvVar(name)
         return None
 

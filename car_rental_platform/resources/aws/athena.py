@@ -78,13 +78,19 @@ class AthenaQueryEngine(QueryEngine, AwsConnection):
         "(a workgroup that enforces its own location wins).",
     )
     poll_interval_seconds: float = Field(
-        default=0.5, description="First wait between two GetQueryExecution calls, seconds (>= 0)."
+        default=0.5,
+        ge=0,
+        description="First wait between two GetQueryExecution calls, seconds (>= 0).",
     )
     max_poll_interval_seconds: float = Field(
-        default=5.0, description="The wait doubles after each poll up to this many seconds (>= 0)."
+        default=5.0,
+        ge=0,
+        description="The wait doubles after each poll up to this many seconds (>= 0).",
     )
     timeout_seconds: int = Field(
-        default=1800, description="Seconds (> 0) a query may run before it is stopped."
+        default=1800,
+        gt=0,
+        description="Seconds (> 0) a query may run before it is stopped.",
     )
     api_max_rows: int = Field(
         default=RESULTS_PAGE,

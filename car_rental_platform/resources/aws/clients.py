@@ -56,6 +56,7 @@ class AwsConnection(dg.ConfigurableResource):
     )
     max_attempts: int = Field(
         default=DEFAULT_MAX_ATTEMPTS,
+        ge=1,
         description="Attempts per AWS call (>= 1), retries of throttling and 5xx errors included.",
     )
 

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
@@ -101,8 +101,8 @@ class EmrClusterTemplate(dg.Config):
     release_label: str = Field(default=DEFAULT_RELEASE_LABEL, description="EMR release.")
     master_instance_type: str = Field(default="m5.xlarge", description="Primary node type.")
     core_instance_type: str = Field(default="m5.xlarge", description="Core node type.")
-    core_instance_count: int = Field(default=2, description="Number of core nodes (>= 1).")
-    core_market: str = Field(
+    core_instance_count: int = Field(default=2, ge=1, description="Number of core nodes (>= 1).")
+    core_market: Literal["ON_DEMAND", "SPOT"] = Field(
         default="ON_DEMAND", description="ON_DEMAND or SPOT: how the core nodes are bought."
     )
     spot_bid_price: str | None = Field(
@@ -115,7 +115,10 @@ class EmrClusterTemplate(dg.Config):
     )
     key_name: str | None = Field(default=None, description="EC2 key pair for SSH; none if unset.")
     step_concurrency: int = Field(
-        default=2, description="StepConcurrencyLevel, 1-256: independent steps run at once."
+        default=2,
+        ge=1,
+        le=256,
+        description="StepConcurrencyLevel, 1-256: independent steps run at once.",
     )
     pyspark_python: str | None = Field(
         default=DEFAULT_PYSPARK_PYTHON,
@@ -226,15 +229,20 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
         default_factory=dict, description="Extra spark-submit --conf settings."
     )
     poll_interval_seconds: int = Field(
-        default=15, description="Seconds (>= 0) between two DescribeStep calls."
+        default=15,
+        ge=0,
+        description="Seconds (>= 0) between two DescribeStep calls.",
     )
     step_timeout_seconds: int = Field(
         default=6 * 3600,
+        gt=0,
         description="Seconds (> 0) a step may take from submission, cluster start-up included; "
         "then it is cancelled and the job fails. No fixed ceiling.",
     )
     pipes_poll_interval_seconds: float = Field(
-        default=10.0, description="Seconds (>= 0) between two reads of the Pipes messages."
+        default=10.0,
+        ge=0,
+        description="Seconds (>= 0) between two reads of the Pipes messages.",
     )
     stream_driver_output: bool = Field(
         default=True,
@@ -243,11 +251,14 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
     )
     failure_log_wait_seconds: float = Field(
         default=120.0,
+        ge=0,
         description="Seconds (>= 0) to wait, after a failure, for EMR to ship the step's stderr "
         "to S3 (it does so every few minutes).",
     )
     stderr_tail_lines: int = Field(
-        default=40, description="Lines of stderr (>= 1) quoted in the error."
+        default=40,
+        ge=1,
+        description="Lines of stderr (>= 1) quoted in the error.",
     )
     instance_prices_usd: str = Field(
         default="",
@@ -427,10 +438,7 @@ class EmrJobs:
             install_python=template.python_bootstrap,
             scripts_prefix=self.settings.scripts_prefix,
         )
-        market = template.core_market.upper()
-        if market not in ("ON_DEMAND", "SPOT"):
-            raise ValueError(f"core_market must be ON_DEMAND or SPOT, not {template.core_market!r}")
-        if market == "SPOT":
+        if template.core_market == "SPOT":
             for group in request["Instances"]["InstanceGroups"]:
                 if group["InstanceRole"] == "CORE":
                     group["Market"] = "SPOT"

@@ -75,10 +75,11 @@ class GlueCrawlerCatalog(Catalog, AwsConnection):
         "settings drifted; off: only start existing crawlers.",
     )
     poll_interval_seconds: int = Field(
-        default=15, description="Seconds (>= 0) between two GetCrawler calls."
+        default=15, ge=0, description="Seconds (>= 0) between two GetCrawler calls."
     )
     timeout_seconds: int = Field(
         default=3600,
+        gt=0,
         description="Seconds (> 0) to wait for a crawl, and for one already running before it.",
     )
 
