@@ -87,11 +87,7 @@ def streamlit_server(
             wait_for("streamlit health check", healthy, timeout)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 class DevTools:
@@ -162,8 +158,13 @@ def chromium(
         with connect(target, max_size=None, open_timeout=timeout) as websocket:
             yield DevTools(websocket)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a server the test started; kill it if it does not stop within 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
