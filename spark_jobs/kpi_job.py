@@ -14,6 +14,7 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spark_jobs import cli, quality
 from spark_jobs.contract import KPI_BY_NAME, LOCATIONS, RENTALS, USERS, VEHICLES, Zone
@@ -23,14 +24,21 @@ from spark_jobs.reporting import Reporter
 
 WRITE_THREADS = 4
 PREVIEW_ROWS = 10
+"""Previews show the tables' top rows by revenue, the figure a reader looks for first."""
 """KPI tables are small: writing several at once keeps the cores busy between tiny jobs."""
 
 
 def parse_tables(value: str | None) -> list[str]:
-    """Requested KPI names in contract order; unknown names fail with the valid ones listed."""
-    if not value:
+    """Requested KPI names in contract order; unknown names fail with the valid ones listed.
+
+    No ``--tables`` means all seven; an empty list is refused rather than read as "all", so a
+    caller with nothing selected can never rewrite every table by accident.
+    """
+    if value is None:
         return list(KPI_BY_NAME)
     requested = [name.strip() for name in value.split(",") if name.strip()]
+    if not requested:
+        raise SystemExit(f"--tables: no KPI table named; valid: {list(KPI_BY_NAME)}")
     unknown = [name for name in requested if name not in KPI_BY_NAME]
     if unknown:
         raise SystemExit(f"--tables: unknown KPI table(s) {unknown}; valid: {list(KPI_BY_NAME)}")
@@ -59,7 +67,8 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
         table = KPI_FUNCTIONS[name](inputs).coalesce(1).cache()
         table.write.mode("overwrite").parquet(path)
         rows = table.count()
-        preview = markdown_table(table.limit(PREVIEW_ROWS).collect(), table.columns)
+        by_revenue = table.orderBy(F.col(KPI_BY_NAME[name].revenue_column).desc_nulls_last())
+        preview = markdown_table(by_revenue.limit(PREVIEW_ROWS).collect(), table.columns)
         table.unpersist()
         return name, path, rows, preview
 

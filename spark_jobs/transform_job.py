@@ -29,8 +29,11 @@ from spark_jobs.contract import (
     SourceTable,
     Zone,
 )
+from spark_jobs.markdown import markdown_table
 from spark_jobs.reporting import Reporter
 
+PREVIEW_ROWS = 10
+"""Rejected rows shown on ``processed/rejected_rows``: actual records with their reason."""
 PARALLEL_TABLES = 4
 """The four inputs are cleaned at once: small tables' Spark jobs fill the cores left idle
 between the big table's stages, and at small sizes job start-up latency overlaps."""
@@ -100,9 +103,15 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
     union.coalesce(1).write.mode("overwrite").parquet(path)
     rejected_by_table = {w.table.name: w.rejected_by_reason for w in written}
     total = sum(sum(r.values()) for r in rejected_by_table.values())
+    preview = markdown_table(union.limit(PREVIEW_ROWS).collect(), union.columns)
     reporter.report(
         f"{Zone.PROCESSED}/{REJECTED_ROWS_TABLE}",
-        {"row_count": total, "rejected_by_table": rejected_by_table, "path": path},
+        {
+            "row_count": total,
+            "rejected_by_table": rejected_by_table,
+            "path": path,
+            "preview": {"raw_value": preview, "type": "md"},
+        },
     )
     for item in written:
         item.rejected.unpersist()

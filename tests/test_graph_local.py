@@ -100,8 +100,16 @@ def test_materialization_metadata(graph: MaterializedGraph) -> None:
         reason: n for (table, reason), n in graph.sample.planted.items() if table == "rentals"
     }
     assert processed["path"].endswith("processed/rentals")
+    rejected = latest_metadata(graph, "processed", "rejected_rows")
+    assert rejected["preview"].startswith("| source_table | source_file | reason | detail |")
+    assert "duplicate_key" in rejected["preview"] or "malformed_line" in rejected["preview"]
     kpi = latest_metadata(graph, "kpi", "daily_metrics")
     assert kpi["preview"].startswith("| rental_date | total_transactions |")
+    top_day = graph.query(
+        f"SELECT CAST(rental_date AS VARCHAR) AS d FROM {DB}.daily_metrics "
+        "ORDER BY total_revenue DESC LIMIT 1"
+    ).d[0]
+    assert kpi["preview"].splitlines()[2].startswith(f"| {top_day} |")  # sorted by revenue
     assert kpi["row_count"] == graph.query(f"SELECT count(*) AS n FROM {DB}.daily_metrics").n[0]
     catalog = latest_metadata(graph, "catalog", "daily_metrics")
     assert catalog["dagster/table_name"] == f"{DB}.daily_metrics"
