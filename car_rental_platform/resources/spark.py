@@ -84,10 +84,11 @@ def local_spark_config(
     """The Spark configuration of local runs, in both modes (one source for both).
 
     Measured on 2 cores (see the README's benchmark): 4 shuffle partitions suit one machine;
-    a 2 GiB heap holds 10,000,000 rentals because nothing wide is cached; the default JIT (C2)
-    beats C1-only once the JVM lives for the whole run. ``-XX:-DontCompileHugeMethods`` lets
-    the JVM compile Spark's generated code for the cleaning's wide expressions, which it
-    otherwise interprets (a pass over 1,000,000 rentals: 5.4 s interpreted, 2.5 s compiled).
+    a 1 GiB heap holds 10,000,000 rentals (1.63 GiB peak) because nothing wide is cached; the
+    default JIT (C2) beats C1-only once the JVM lives for the whole run.
+    ``-XX:-DontCompileHugeMethods`` lets the JVM compile Spark's generated code for the
+    cleaning's wide expressions, which it otherwise interprets (a pass over 1,000,000
+    rentals: 5.4 s interpreted, 2.5 s compiled).
     The serial collector keeps one process's heap smallest and was also the fastest here
     (20,000 rentals: 1.13 GiB peak against 1.29 GiB with G1).
     """
