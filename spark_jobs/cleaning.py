@@ -308,8 +308,7 @@ def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
     ahead of the join onto every row. The result is small and broadcast by ``mark_duplicates``.
     """
     key = table.key
-    column = next(c for c in table.columns if c.name == key)
-    key_value = parse_value(column, _trimmed(key))
+    key_value = Validation.of(table).typed[key]
     seen_twice = (
         raw.select(key_value.alias(CANDIDATE))
         .where(F.col(CANDIDATE).isNotNull())
