@@ -380,6 +380,14 @@ class Check(StrEnum):
     REFERENCES_KNOWN = "references_known"
     TOTALS_MATCH_RENTALS = "totals_match_rentals"
     NOT_EMPTY = "not_empty_when_rentals_exist"
+    REJECT_RATE = "reject_rate_within_limit"
+
+
+BLOCKING_CHECKS: frozenset[Check] = frozenset(
+    {Check.ROWS_CONSERVED, Check.PRIMARY_KEY_UNIQUE, Check.REJECT_RATE, Check.TOTALS_MATCH_RENTALS}
+)
+"""Checks whose failure stops the data: the job does not publish the tables it checked, and
+Dagster skips everything downstream (blocking asset checks)."""
 
 
 CHECK_DESCRIPTIONS: dict[Check, str] = {
@@ -392,6 +400,10 @@ CHECK_DESCRIPTIONS: dict[Check, str] = {
         "Total revenue and rental count of the table equal those of processed rentals."
     ),
     Check.NOT_EMPTY: "The table has rows whenever processed rentals has rows.",
+    Check.REJECT_RATE: (
+        "Rows rejected from the raw file stay within the limit (CAR_RENTAL_MAX_REJECT_RATE); "
+        "a failure names the column, the format it expects and offending values."
+    ),
 }
 
 

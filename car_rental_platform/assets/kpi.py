@@ -19,6 +19,7 @@ from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.query import QueryEngine
 from car_rental_platform.resources.spark import SparkRunner, with_metadata
 from spark_jobs.contract import (
+    BLOCKING_CHECKS,
     BRAND_METRICS,
     CHECK_DESCRIPTIONS,
     KPI_BY_NAME,
@@ -67,7 +68,12 @@ def _spec(table: KpiTable) -> dg.AssetSpec:
 
 KPI_SPECS = [_spec(table) for table in KPI_TABLES]
 KPI_CHECKS = [
-    dg.AssetCheckSpec(check.value, asset=kpi_key(t.name), description=CHECK_DESCRIPTIONS[check])
+    dg.AssetCheckSpec(
+        check.value,
+        asset=kpi_key(t.name),
+        description=CHECK_DESCRIPTIONS[check],
+        blocking=check in BLOCKING_CHECKS,
+    )
     for t in KPI_TABLES
     for check in KPI_CHECKS_PER_TABLE
 ]

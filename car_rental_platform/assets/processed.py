@@ -13,6 +13,7 @@ from car_rental_platform.assets.raw import raw_key
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.spark import SparkRunner
 from spark_jobs.contract import (
+    BLOCKING_CHECKS,
     CHECK_DESCRIPTIONS,
     REJECTED_ROWS_COLUMNS,
     REJECTED_ROWS_TABLE,
@@ -60,7 +61,10 @@ PROCESSED_SPECS = [
 
 def _check(table: str, check: Check) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        check.value, asset=processed_key(table), description=CHECK_DESCRIPTIONS[check]
+        check.value,
+        asset=processed_key(table),
+        description=CHECK_DESCRIPTIONS[check],
+        blocking=check in BLOCKING_CHECKS,
     )
 
 
