@@ -147,7 +147,7 @@ BAD_ROWS: dict[str, tuple[_Bad, ...]] = {
     + _bads(
         R.UNPARSEABLE_VALUE,
         ("is_active", "true"),
-        ("is_active", "1.0"),
+        ("is_active", "yes"),
         ("driver_license_expiry", "2026-13-01"),
         ("creation_date", "31/01/2023"),
     )

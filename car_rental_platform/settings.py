@@ -52,6 +52,7 @@ class LocalSettings:
     database: str
     spark_mode: SparkMode = "in_process"
     dashboard_url: str = DEFAULT_DASHBOARD_URL
+    source_encoding: str = "utf-8"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> LocalSettings:
@@ -69,6 +70,7 @@ class LocalSettings:
             database=given("CAR_RENTAL_DATABASE", DATABASE),
             spark_mode=spark_mode(env),
             dashboard_url=given("CAR_RENTAL_DASHBOARD_URL", DEFAULT_DASHBOARD_URL),
+            source_encoding=given("CAR_RENTAL_SOURCE_ENCODING", "utf-8"),
         )
 
 

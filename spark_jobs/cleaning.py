@@ -1,7 +1,8 @@
 """Raw CSV rows to typed, trimmed rows, with every unusable row kept in ``rejected_rows``.
 
 Each raw row gets at most one reason, first match wins: malformed line, missing required
-value, unparseable value, a table rule (end not after start, negative amount, coordinates out
+value, unparseable value, a number out of its type's range (or above the contract's maximum),
+a table rule (end not after start, negative amount, coordinates out
 of range), then duplicate key among the rows that passed everything else (the first in file
 order is kept). Rows in = rows kept + rows rejected, for every input.
 """
@@ -15,15 +16,23 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.utils import AnalysisException
 
 from spark_jobs.contract import (
     RENTALS,
     RejectReason,
     SourceTable,
-    check_header,
 )
 from spark_jobs.contract import (
     Column as ContractColumn,
+)
+from spark_jobs.raw_format import (
+    LINE,
+    MALFORMED,
+    MANIFEST,
+    PROBLEM,
+    Manifest,
+    canonical_columns,
 )
 
 CORRUPT = "_corrupt_record"
@@ -32,6 +41,7 @@ ROW_ORDER = "_row_order"
 REASON = "_reason"
 FIRST_SEEN = "_first_seen"
 CANDIDATE = "_candidate_key"
+INTEGER_TYPES = frozenset({"int", "bigint", "smallint", "tinyint"})
 FLAG_COLUMNS = frozenset({"active", "is_active"})
 """Integer flags whose only valid values are 0 and 1."""
 
@@ -66,6 +76,7 @@ class Cleaned:
         return self.annotated.where(F.col(REASON).isNotNull()).select(
             F.lit(self.table.name).alias("source_table"),
             F.col(SOURCE_FILE).alias("source_file"),
+            F.col(ROW_ORDER).alias("line"),
             F.col(REASON).alias("reason"),
             rejection_detail(self.table).alias("detail"),
             raw_record(self.table).alias("record"),
@@ -90,41 +101,45 @@ def raw_record(table: SourceTable) -> Column:
     return F.when(F.col(CORRUPT).isNotNull(), line).otherwise(values)
 
 
-def read_raw(spark: SparkSession, table: SourceTable, path: str) -> DataFrame:
-    """Read a raw CSV file or folder as strings, in file order, malformed lines kept.
+def read_manifest(spark: SparkSession, folder: str) -> Manifest:
+    """The landing manifest of a raw table folder; its absence means the landing is incomplete."""
+    path = f"{folder.rstrip('/')}/{MANIFEST}"
+    try:
+        rows = spark.read.text(path, wholetext=True).collect()
+    except AnalysisException as error:
+        raise FileNotFoundError(
+            f"{path} not found: {folder} was not landed completely (or by an older version). "
+            "Materialize its raw asset again."
+        ) from error
+    return Manifest.from_json(rows[0][0])
 
-    No type inference: every value stays the string it was in the file until ``clean`` parses
-    it, so ids such as ``0042`` or ``6e61610976`` survive. An empty or header-only file yields
-    zero rows.
+
+def read_raw(spark: SparkSession, table: SourceTable, folder: str) -> DataFrame:
+    """Read the canonical copy landing wrote (``raw_format``): one row per record of the export.
+
+    Every value stays a string until ``clean`` parses it, so ids such as ``0042`` or
+    ``6e61610976`` survive. Multi-line mode only when a record spans lines: it reads each file
+    in one task, which the single-line mode does not.
     """
-    header = [c.lstrip("\ufeff") for c in spark.read.option("header", True).csv(path).columns]
-    if not header:
-        return spark.createDataFrame([], _raw_schema(table.column_names)).select(
-            *table.column_names,
-            CORRUPT,
-            F.lit(path).alias(SOURCE_FILE),
-            F.lit(0).cast("long").alias(ROW_ORDER),
-        )
-    check_header(table, header, path)
+    manifest = read_manifest(spark, folder)
     raw = (
-        spark.read.schema(_raw_schema(header))
+        spark.read.schema(_raw_schema(canonical_columns(table)))
         .option("header", True)
-        .option("mode", "PERMISSIVE")
+        .option("multiLine", manifest.multiline_records > 0)
         .option("escape", '"')  # RFC 4180: a quote inside a quoted field is doubled
-        .option("columnNameOfCorruptRecord", CORRUPT)
-        .csv(path)
+        .csv(f"{folder.rstrip('/')}/{table.file_name}")
     )
     return raw.select(
         *table.column_names,
-        CORRUPT,
-        F.input_file_name().alias(SOURCE_FILE),
-        F.monotonically_increasing_id().alias(ROW_ORDER),
+        F.col(MALFORMED).alias(CORRUPT),
+        F.col(PROBLEM),
+        F.lit(manifest.source).alias(SOURCE_FILE),
+        F.col(LINE).cast("long").alias(ROW_ORDER),
     )
 
 
-def _raw_schema(names: list[str] | tuple[str, ...]) -> T.StructType:
-    fields = [T.StructField(n, T.StringType()) for n in names]
-    return T.StructType([*fields, T.StructField(CORRUPT, T.StringType())])
+def _raw_schema(names: tuple[str, ...]) -> T.StructType:
+    return T.StructType([T.StructField(n, T.StringType()) for n in names])
 
 
 def parse_value(column: ContractColumn, text: Column, source: str | None = None) -> Column:
@@ -141,12 +156,32 @@ def parse_value(column: ContractColumn, text: Column, source: str | None = None)
         return F.to_date(F.try_to_timestamp(text, F.lit(column.format)))
     if kind == "timestamp":
         return F.try_to_timestamp(text, F.lit(column.format))
+    trimmed = _trimmed_sql(source or column.name)
     if column.name in FLAG_COLUMNS:
-        return F.when(text.isin("0", "1"), text.cast("int"))
-    value = F.expr(f"try_cast({_trimmed_sql(source or column.name)} AS {kind})")
+        return F.when(text.isin("0", "1", "0.0", "1.0"), text.cast("double").cast("int"))
+    value = F.expr(f"try_cast({trimmed} AS {kind})")
+    if kind in INTEGER_TYPES:
+        # Spreadsheets and pandas write whole numbers as 2015.0: accepted, 2015.5 is not.
+        return F.coalesce(value, F.expr(f"try_cast({_integral(trimmed)} AS {kind})"))
     if kind == "double":
         return F.when(~F.isnan(value) & ~value.isin(float("inf"), float("-inf")), value)
     return value
+
+
+def _integral(sql: str) -> str:
+    """The digits of a whole number written with a zero fraction (``2015.0`` -> ``2015``)."""
+    return f"regexp_extract({sql}, '^([+-]?[0-9]+)[.]0*$', 1)"
+
+
+def _number_too_big(column: ContractColumn, trimmed: str) -> Column | None:
+    """Text that is a number but does not fit the column's type (None: no such case)."""
+    if column.name in FLAG_COLUMNS:
+        return None  # 0 or 1: any other number is not a flag, whatever its size
+    if column.type in INTEGER_TYPES:
+        return F.expr(f"{trimmed} RLIKE '^[+-]?[0-9]+([.]0*)?$'")
+    if column.type.startswith("decimal"):
+        return F.expr(f"try_cast({trimmed} AS double)").isNotNull()
+    return None
 
 
 def _trimmed_sql(name: str) -> str:
@@ -203,6 +238,7 @@ class Validation:
     typed: dict[str, Column]
     missing: list[tuple[Column, str]]
     unparseable: list[tuple[Column, str]]
+    out_of_range: list[tuple[Column, str]]
     rules: list[tuple[RejectReason, Column, str]]
 
     @classmethod
@@ -213,19 +249,31 @@ class Validation:
         missing = [
             (text[c.name].isNull(), f"{c.name} is empty") for c in table.columns if c.required
         ]
-        unparseable = [
-            (
-                text[c.name].isNotNull() & typed[c.name].isNull(),
-                f"{c.name} is not a valid {c.type}{f' ({c.format})' if c.format else ''}",
+        unparseable, out_of_range = [], []
+        for c in table.columns:
+            if c.type == "string":
+                continue
+            failed = text[c.name].isNotNull() & typed[c.name].isNull()
+            too_big = _number_too_big(c, _trimmed_sql(source(c.name)))
+            expected = f"{c.type}{f' ({c.format})' if c.format else ''}"
+            unparseable.append(
+                (
+                    failed if too_big is None else failed & ~too_big,
+                    f"{c.name} is not a valid {expected}",
+                )
             )
-            for c in table.columns
-            if c.type != "string"
-        ]
+            beyond = failed & too_big if too_big is not None else None
+            if c.maximum is not None:
+                above = F.coalesce(typed[c.name] > F.lit(c.maximum).cast(c.type), F.lit(False))
+                beyond = above if beyond is None else beyond | above
+            if beyond is not None:
+                limit = f" (at most {c.maximum})" if c.maximum else ""
+                out_of_range.append((beyond, f"{c.name} is out of range for {c.type}{limit}"))
         rules = [
             (code, F.coalesce(condition(typed), F.lit(False)), message)
             for code, condition, message in RULES.get(table.name, [])
         ]
-        return cls(typed, missing, unparseable, rules)
+        return cls(typed, missing, unparseable, out_of_range, rules)
 
     def reason(self) -> Column:
         """The first failing reason, decided on boolean conditions only (null when valid)."""
@@ -233,6 +281,7 @@ class Validation:
         for code, checks in (
             (RejectReason.MISSING_REQUIRED_VALUE, self.missing),
             (RejectReason.UNPARSEABLE_VALUE, self.unparseable),
+            (RejectReason.VALUE_OUT_OF_RANGE, self.out_of_range),
         ):
             if checks:
                 reason = reason.when(_any([cond for cond, _ in checks]), F.lit(code.value))
@@ -252,6 +301,7 @@ def annotate(table: SourceTable, raw: DataFrame) -> DataFrame:
         *[checks.typed[c.name].alias(c.name) for c in table.columns],
         *[F.col(c.name).alias(raw_alias(c.name)) for c in table.columns],
         F.col(CORRUPT),
+        F.col(PROBLEM),
         F.col(SOURCE_FILE),
         F.col(ROW_ORDER),
         checks.reason().alias(REASON),
@@ -266,12 +316,11 @@ def rejection_detail(table: SourceTable) -> Column:
     """
     checks = Validation.of(table, raw_alias)
     reason = F.col(REASON)
-    detail = F.when(
-        reason == RejectReason.MALFORMED_LINE.value, F.lit(f"expected {len(table.columns)} fields")
-    )
+    detail = F.when(reason == RejectReason.MALFORMED_LINE.value, F.col(PROBLEM))
     for code, failures in (
         (RejectReason.MISSING_REQUIRED_VALUE, checks.missing),
         (RejectReason.UNPARSEABLE_VALUE, checks.unparseable),
+        (RejectReason.VALUE_OUT_OF_RANGE, checks.out_of_range),
     ):
         if failures:
             detail = detail.when(reason == code.value, _failures(failures))

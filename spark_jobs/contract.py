@@ -20,6 +20,8 @@ class Column:
     description: str = ""
     format: str | None = None
     required: bool = False
+    maximum: str | None = None
+    """Largest accepted value (a decimal literal) for numbers whose sums must stay exact."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class KpiTable:
 MONEY = "decimal(18,2)"
 """Money in processed and KPI tables: exact, so sums agree across tables and rounding is half up."""
 HOURS = "double"
+MAX_AMOUNT = "9999999.99"
+"""The largest total_amount kept: a KPI total over a billion rentals still fits MONEY."""
 
 VEHICLES = SourceTable(
     name="vehicles",
@@ -159,7 +163,13 @@ RENTALS = SourceTable(
         ),
         Column("pickup_location", "int", "Pick-up location id", required=True),
         Column("dropoff_location", "int", "Drop-off location id", required=True),
-        Column("total_amount", MONEY, "Amount charged, not negative", required=True),
+        Column(
+            "total_amount",
+            MONEY,
+            "Amount charged, not negative",
+            required=True,
+            maximum=MAX_AMOUNT,
+        ),
     ),
     derived=(
         Column("rental_duration_hours", HOURS, "(end - start) in seconds / 3600, not rounded"),
@@ -169,6 +179,9 @@ RENTALS = SourceTable(
 )
 
 SOURCE_TABLES: tuple[SourceTable, ...] = (VEHICLES, USERS, LOCATIONS, RENTALS)
+DEFAULT_MAX_REJECT_RATE = 0.10
+"""Share of an input's rows that may be rejected before its reject-rate check fails: a few bad
+rows are normal in an export, one in ten means the export itself is off."""
 SOURCES_BY_NAME = {t.name: t for t in SOURCE_TABLES}
 
 
@@ -205,6 +218,7 @@ class RejectReason(StrEnum):
     MALFORMED_LINE = "malformed_line"
     MISSING_REQUIRED_VALUE = "missing_required_value"
     UNPARSEABLE_VALUE = "unparseable_value"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
     END_NOT_AFTER_START = "end_not_after_start"
     NEGATIVE_AMOUNT = "negative_amount"
     COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
@@ -214,10 +228,16 @@ class RejectReason(StrEnum):
 REJECTED_ROWS_TABLE = "rejected_rows"
 REJECTED_ROWS_COLUMNS: tuple[Column, ...] = (
     Column("source_table", "string", "Processed table the row was meant for"),
-    Column("source_file", "string", "Raw file the row came from"),
+    Column("source_file", "string", "The landed export the row came from"),
+    Column("line", "bigint", "Line of that file where the record starts (1 is the header)"),
     Column("reason", "string", "Reason code (RejectReason)"),
     Column("detail", "string", "Which column or rule failed, with the offending value"),
-    Column("record", "string", "The original line's values as JSON (column -> raw string)"),
+    Column(
+        "record",
+        "string",
+        'The original values as JSON (column -> raw string), or {"line": text} for a line '
+        "that is not a record",
+    ),
 )
 
 # --- KPI tables (section 3.3) -------------------------------------------------------------

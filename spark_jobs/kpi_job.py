@@ -4,8 +4,8 @@
 
 One Spark application computes every requested table from the processed tables (read, not
 cached: each KPI reads only the Parquet columns it needs, which measured faster than building
-an in-memory cache of rentals), and writes ``<root>/kpi/<table>/`` (overwritten, so a re-run
-is idempotent).
+an in-memory cache of rentals), stages them, checks them, and publishes ``<root>/kpi/<table>/``
+when no blocking check failed (replaced, so a re-run is idempotent).
 """
 
 from __future__ import annotations
@@ -17,9 +17,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs import cli, quality
-from spark_jobs.contract import KPI_BY_NAME, LOCATIONS, RENTALS, USERS, VEHICLES, Zone
+from spark_jobs.contract import (
+    BLOCKING_CHECKS,
+    KPI_BY_NAME,
+    LOCATIONS,
+    RENTALS,
+    USERS,
+    VEHICLES,
+    Zone,
+)
 from spark_jobs.kpis import KPI_FUNCTIONS, KpiInputs
 from spark_jobs.markdown import markdown_table
+from spark_jobs.publish import publish, staging_path
 from spark_jobs.reporting import Reporter
 
 WRITE_THREADS = 4
@@ -58,31 +67,51 @@ def read_inputs(spark: SparkSession, args: argparse.Namespace) -> KpiInputs:
 
 
 def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> None:
+    """Stage every requested table, check them, then publish them together or not at all."""
     names = parse_tables(args.tables)
     inputs = read_inputs(spark, args)
     reporter.log(f"computing {len(names)} KPI table(s): {', '.join(names)}")
 
-    def build(name: str) -> tuple[str, str, int, str]:
-        path = cli.lake_path(args, "kpi_zone", name)
+    def build(name: str) -> tuple[str, int, str]:
+        staged = staging_path(args, "kpi_zone", name)
         table = KPI_FUNCTIONS[name](inputs).coalesce(1).cache()
-        table.write.mode("overwrite").parquet(path)
+        table.write.mode("overwrite").parquet(staged)
         rows = table.count()
         by_revenue = table.orderBy(F.col(KPI_BY_NAME[name].revenue_column).desc_nulls_last())
         preview = markdown_table(by_revenue.limit(PREVIEW_ROWS).collect(), table.columns)
         table.unpersist()
-        return name, path, rows, preview
+        return name, rows, preview
 
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        for name, path, rows, preview in pool.map(build, names):
+        built = list(pool.map(build, names))
+    totals = quality.rental_totals(inputs.rentals)
+    outcomes = {
+        name: quality.kpi_outcomes(
+            spark.read.parquet(staging_path(args, "kpi_zone", name)), KPI_BY_NAME[name], totals
+        )
+        for name in names
+    }
+    failures = [
+        f"{name} {check}"
+        for name, checks in outcomes.items()
+        for check, outcome in checks.items()
+        if check in BLOCKING_CHECKS and not outcome.passed
+    ]
+    if failures:
+        reporter.log(
+            "Not published (the KPI tables stay as they were): blocking check(s) failed: "
+            + ", ".join(failures)
+        )
+    else:
+        for name, rows, preview in built:
+            path = publish(spark, args, "kpi_zone", name)
             reporter.log(f"{name}: {rows} rows -> {path}")
             reporter.report(
                 f"{Zone.KPI}/{name}",
                 {"row_count": rows, "path": path, "preview": {"raw_value": preview, "type": "md"}},
             )
-    totals = quality.rental_totals(inputs.rentals)
-    for name in names:
-        stored = spark.read.parquet(cli.lake_path(args, "kpi_zone", name))
-        for check, outcome in quality.kpi_outcomes(stored, KPI_BY_NAME[name], totals).items():
+    for name, checks in outcomes.items():
+        for check, outcome in checks.items():
             reporter.check(f"{Zone.KPI}/{name}", check, outcome)
 
 

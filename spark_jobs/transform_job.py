@@ -2,9 +2,10 @@
 
     spark-submit spark_jobs/transform_job.py --lake-root LAKE_ROOT
 
-Reads ``<root>/raw/<raw_name>/`` for each of the four inputs, writes
-``<root>/processed/<table>/`` and ``<root>/processed/rejected_rows/`` (overwritten, so a re-run
-is idempotent), and reports per table rows in, kept and rejected by reason.
+Reads the canonical copies landing wrote in ``<root>/raw/<raw_name>/`` for each of the four
+inputs, stages the cleaned tables, checks them, and publishes ``<root>/processed/<table>/``
+only when every blocking check passed (``<root>/processed/rejected_rows/`` always). A re-run
+is idempotent; rows in, kept and rejected by reason are reported per table.
 """
 
 from __future__ import annotations
@@ -15,10 +16,21 @@ from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spark_jobs import cli, quality
-from spark_jobs.cleaning import Cleaned, clean, read_raw
+from spark_jobs.cleaning import (
+    REASON,
+    Cleaned,
+    Validation,
+    clean,
+    raw_alias,
+    read_manifest,
+    read_raw,
+)
 from spark_jobs.contract import (
+    BLOCKING_CHECKS,
+    DEFAULT_MAX_REJECT_RATE,
     LOCATIONS,
     REJECTED_ROWS_TABLE,
     RENTALS,
@@ -26,10 +38,14 @@ from spark_jobs.contract import (
     USERS,
     VEHICLES,
     Check,
+    RejectReason,
     SourceTable,
     Zone,
 )
 from spark_jobs.markdown import markdown_table
+from spark_jobs.publish import publish, staging_path
+from spark_jobs.quality import CheckOutcome
+from spark_jobs.raw_format import Manifest
 from spark_jobs.reporting import Reporter
 
 PREVIEW_ROWS = 10
@@ -39,27 +55,35 @@ PARALLEL_TABLES = 4
 between the big table's stages, and at small sizes job start-up latency overlaps."""
 
 
-def clean_all(spark: SparkSession, args: argparse.Namespace) -> list[Cleaned]:
+def clean_all(spark: SparkSession, args: argparse.Namespace) -> list[tuple[Cleaned, Manifest]]:
     """Read and clean every input (lazily; nothing is computed yet)."""
-    return [
-        clean(table, read_raw(spark, table, cli.lake_path(args, "raw_zone", table.raw_name)))
-        for table in SOURCE_TABLES
-    ]
+    inputs = []
+    for table in SOURCE_TABLES:
+        folder = cli.lake_path(args, "raw_zone", table.raw_name)
+        inputs.append((clean(table, read_raw(spark, table, folder)), read_manifest(spark, folder)))
+    return inputs
 
 
 @dataclass(frozen=True)
 class Written:
-    """One input after its kept rows are written; ``rejected`` is cached (it is small)."""
+    """One input after its kept rows are staged; ``rejected`` is cached (it is small)."""
 
     table: SourceTable
-    path: str
+    manifest: Manifest
+    staged: str
     kept: int
     rejected: DataFrame
     rejected_by_reason: dict[str, int]
+    problems: list[tuple[str, int, str]]
+    """(what failed, rows, example values) of the rejected rows, most frequent first."""
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
 
 
-def write_table(spark: SparkSession, item: Cleaned, path: str) -> Written:
-    """Write the kept rows, then collect the rejected ones: three passes over the input.
+def write_table(spark: SparkSession, item: Cleaned, manifest: Manifest, staged: str) -> Written:
+    """Stage the kept rows, then collect the rejected ones: three passes over the input.
 
     Finding repeated keys is one grouped pass (cached, it is small); writing the kept rows
     and selecting the failing ones are one pass each. Nothing wide is cached, so memory stays
@@ -67,43 +91,183 @@ def write_table(spark: SparkSession, item: Cleaned, path: str) -> Written:
     built, so those wide expressions run on them alone, in a stage of their own.
     """
     repeated = item.repeated_keys.cache()
-    item.kept.write.mode("overwrite").parquet(path)
-    kept = spark.read.parquet(path).count()
+    item.kept.write.mode("overwrite").parquet(staged)
+    kept = spark.read.parquet(staged).count()
     failing = item.failing().cache()
     rejected = failing.rejected.cache()
     counts = {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}
+    problems = reject_problems(failing, counts) if counts else []
     failing.annotated.unpersist()
     repeated.unpersist()
-    return Written(item.table, path, kept, rejected, dict(sorted(counts.items())))
+    return Written(
+        item.table, manifest, staged, kept, rejected, dict(sorted(counts.items())), problems
+    )
+
+
+COLUMN_REASONS = (
+    RejectReason.MISSING_REQUIRED_VALUE,
+    RejectReason.UNPARSEABLE_VALUE,
+    RejectReason.VALUE_OUT_OF_RANGE,
+)
+EXAMPLES = 3
+
+
+def reject_problems(failing: Cleaned, counts: dict[str, int]) -> list[tuple[str, int, str]]:
+    """What made rows fail, per column (with example values) and per other reason.
+
+    One aggregate over the failing rows counts each column's failures; examples are fetched
+    for the three most frequent only. A row failing on two columns counts under both.
+    """
+    checks = Validation.of(failing.table, raw_alias)
+    column_checks = [*checks.missing, *checks.unparseable, *checks.out_of_range]
+    rejected_for_a_value = F.col(REASON).isin([reason.value for reason in COLUMN_REASONS])
+    column_checks = [(rejected_for_a_value & cond, message) for cond, message in column_checks]
+    row = failing.annotated.agg(
+        *[F.count_if(condition).alias(f"_{i}") for i, (condition, _) in enumerate(column_checks)]
+    ).first()
+    found = [
+        (message, int(row[f"_{i}"]), condition)
+        for i, (condition, message) in enumerate(column_checks)
+        if row[f"_{i}"]
+    ]
+    found.sort(key=lambda item: -item[1])
+    problems = []
+    for rank, (message, rows, condition) in enumerate(found):
+        examples = ""
+        if rank < EXAMPLES:
+            column = raw_alias(message.split(" ", 1)[0])
+            values = failing.annotated.where(condition).select(column).distinct().limit(EXAMPLES)
+            examples = ", ".join(repr(r[0]) for r in values.collect())
+        problems.append((message, rows, examples))
+    for reason, rows in counts.items():
+        if reason not in COLUMN_REASONS:
+            problems.append((reason, rows, ""))
+    return sorted(problems, key=lambda item: -item[1])
+
+
+def reject_rate(item: Written, limit: float) -> CheckOutcome:
+    """The share of the input's records rejected, against the limit; names what failed."""
+    rows_in = item.manifest.records
+    rate = item.rows_rejected / rows_in if rows_in else 0.0
+    metadata: dict[str, object] = {
+        "rows_in": rows_in,
+        "rows_rejected": item.rows_rejected,
+        "reject_rate": round(rate, 4),
+        "max_reject_rate": limit,
+        "rejected_by_reason": item.rejected_by_reason,
+    }
+    if item.problems:
+        message, rows, examples = item.problems[0]
+        metadata["top_problem"] = f"{message}: {rows:,} of {rows_in:,} rows" + (
+            f", e.g. {examples}" if examples else ""
+        )
+        table = markdown_table(item.problems, PROBLEM_COLUMNS)
+        metadata["problems"] = {"raw_value": table, "type": "md"}
+    return CheckOutcome(passed=rate <= limit, metadata=metadata)
+
+
+PROBLEM_COLUMNS = ["problem", "rows", "examples"]
+
+
+def conservation(item: Written) -> CheckOutcome:
+    """Records landed from the export = rows kept + rows rejected."""
+    rows_in = item.manifest.records
+    return CheckOutcome(
+        passed=rows_in == item.kept + item.rows_rejected,
+        metadata={
+            "raw_rows": rows_in,
+            "kept_rows": item.kept,
+            "rejected_rows": item.rows_rejected,
+            "difference": rows_in - item.kept - item.rows_rejected,
+            "source": item.manifest.source,
+        },
+    )
+
+
+def table_checks(
+    spark: SparkSession, written: list[Written], limit: float
+) -> dict[str, dict[Check, CheckOutcome]]:
+    """Every processed check, on the staged tables (what would be published)."""
+    staged = {w.table.name: spark.read.parquet(w.staged) for w in written}
+    outcomes: dict[str, dict[Check, CheckOutcome]] = {}
+    for item in written:
+        outcomes[item.table.name] = {
+            Check.ROWS_CONSERVED: conservation(item),
+            Check.PRIMARY_KEY_UNIQUE: quality.duplicate_keys(
+                staged[item.table.name], [item.table.key]
+            ),
+            Check.REJECT_RATE: reject_rate(item, limit),
+        }
+    outcomes[RENTALS.name][Check.REFERENCES_KNOWN] = quality.unknown_references(
+        staged[RENTALS.name], staged[VEHICLES.name], staged[USERS.name], staged[LOCATIONS.name]
+    )
+    return outcomes
+
+
+def blocking_failures(outcomes: dict[str, dict[Check, CheckOutcome]]) -> list[str]:
+    return [
+        f"{table} {check}"
+        for table, checks in outcomes.items()
+        for check, outcome in checks.items()
+        if check in BLOCKING_CHECKS and not outcome.passed and outcome.severity == "ERROR"
+    ]
 
 
 def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> None:
-    cleaned = clean_all(spark, args)
-    paths = [cli.lake_path(args, "processed_zone", c.table.name) for c in cleaned]
+    """Stage, check, then publish the four tables together, or none of them.
+
+    The rejected rows are published either way: when a check stops the tables, they are
+    what explains it.
+    """
+    inputs = clean_all(spark, args)
+    staged = [staging_path(args, "processed_zone", c.table.name) for c, _ in inputs]
     with ThreadPoolExecutor(max_workers=PARALLEL_TABLES) as pool:
-        written = list(pool.map(lambda c, p: write_table(spark, c, p), cleaned, paths))
+        written = list(pool.map(lambda i, p: write_table(spark, i[0], i[1], p), inputs, staged))
+    outcomes = table_checks(spark, written, args.max_reject_rate)
+    failures = blocking_failures(outcomes)
     for item in written:
-        name, rejected = item.table.name, sum(item.rejected_by_reason.values())
-        rows_in = item.kept + rejected
         reporter.log(
-            f"{name}: {rows_in} rows in, {item.kept} kept, {rejected} rejected -> {item.path}"
+            f"{item.table.name}: {item.manifest.records} records in, {item.kept} kept, "
+            f"{item.rows_rejected} rejected ({item.manifest.source})"
         )
-        reporter.report(
-            f"{Zone.PROCESSED}/{name}",
-            {
-                "row_count": item.kept,
-                "rows_in": rows_in,
-                "rows_rejected": rejected,
-                "rejected_by_reason": item.rejected_by_reason,
-                "path": item.path,
-            },
+    publish_rejected_rows(spark, args, reporter, written)
+    if failures:
+        reporter.log(
+            "Not published (the processed tables stay as they were): blocking check(s) "
+            f"failed: {', '.join(failures)}"
         )
-    path = cli.lake_path(args, "processed_zone", REJECTED_ROWS_TABLE)
+    else:
+        for item in written:
+            path = publish(spark, args, "processed_zone", item.table.name)
+            reporter.report(
+                f"{Zone.PROCESSED}/{item.table.name}",
+                {
+                    "row_count": item.kept,
+                    "rows_in": item.manifest.records,
+                    "rows_rejected": item.rows_rejected,
+                    "rejected_by_reason": item.rejected_by_reason,
+                    "source": item.manifest.source,
+                    "encoding": item.manifest.encoding,
+                    "path": path,
+                },
+            )
+    for table, checks in outcomes.items():
+        for check, outcome in checks.items():
+            reporter.check(f"{Zone.PROCESSED}/{table}", check, outcome)
+
+
+def publish_rejected_rows(
+    spark: SparkSession, args: argparse.Namespace, reporter: Reporter, written: list[Written]
+) -> None:
+    staged = staging_path(args, "processed_zone", REJECTED_ROWS_TABLE)
     union = reduce(DataFrame.unionByName, (w.rejected for w in written))
-    union.coalesce(1).write.mode("overwrite").parquet(path)
+    union.coalesce(1).write.mode("overwrite").parquet(staged)
     rejected_by_table = {w.table.name: w.rejected_by_reason for w in written}
-    total = sum(sum(r.values()) for r in rejected_by_table.values())
+    total = sum(w.rows_rejected for w in written)
     preview = markdown_table(union.limit(PREVIEW_ROWS).collect(), union.columns)
+    for item in written:
+        item.rejected.unpersist()
+    path = publish(spark, args, "processed_zone", REJECTED_ROWS_TABLE)
     reporter.report(
         f"{Zone.PROCESSED}/{REJECTED_ROWS_TABLE}",
         {
@@ -113,28 +277,17 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
             "preview": {"raw_value": preview, "type": "md"},
         },
     )
-    for item in written:
-        item.rejected.unpersist()
-    report_checks(spark, args, reporter)
-
-
-def report_checks(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> None:
-    """Key uniqueness of every processed table and unknown references of rentals, as stored."""
-    stored = {
-        t.name: spark.read.parquet(cli.lake_path(args, "processed_zone", t.name))
-        for t in SOURCE_TABLES
-    }
-    for table in SOURCE_TABLES:
-        outcome = quality.duplicate_keys(stored[table.name], [table.key])
-        reporter.check(f"{Zone.PROCESSED}/{table.name}", Check.PRIMARY_KEY_UNIQUE, outcome)
-    outcome = quality.unknown_references(
-        stored[RENTALS.name], stored[VEHICLES.name], stored[USERS.name], stored[LOCATIONS.name]
-    )
-    reporter.check(f"{Zone.PROCESSED}/{RENTALS.name}", Check.REFERENCES_KNOWN, outcome)
 
 
 def parser() -> argparse.ArgumentParser:
-    return cli.base_parser(__doc__.splitlines()[0])
+    parser = cli.base_parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--max-reject-rate",
+        type=float,
+        default=DEFAULT_MAX_REJECT_RATE,
+        help="Share of an input's rows that may be rejected before the tables are held back.",
+    )
+    return parser
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -16,9 +16,11 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from car_rental_platform.raw_records import land
 from spark_jobs.cleaning import Cleaned, clean, read_raw, with_rental_derivations
 from spark_jobs.contract import RENTALS, SourceTable
 from spark_jobs.contract import Column as ContractColumn
+from spark_jobs.raw_format import MANIFEST
 
 ISO_TIMESTAMP = "yyyy-MM-dd HH:mm:ss"
 ISO_DATE = "yyyy-MM-dd"
@@ -41,13 +43,25 @@ def write_lines(path: Path, lines: Iterable[str]) -> Path:
     return path
 
 
-def raw_file(lake: Path, table: SourceTable) -> Path:
-    """Where the jobs look for a raw input: ``<lake>/raw/<raw_name>/<file_name>``."""
-    return lake / "raw" / table.raw_name / table.file_name
+def land_export(lake: Path, table: SourceTable, export: Path) -> Path:
+    """Land an export the way ``raw_files`` does: the canonical copy and its manifest in
+    ``<lake>/raw/<raw_name>/``, where the jobs look (the real landing code, no shortcut)."""
+    folder = lake / "raw" / table.raw_name
+    folder.mkdir(parents=True, exist_ok=True)
+    landed = land(export, table, str(export), folder / table.file_name)
+    (folder / MANIFEST).write_text(landed.manifest.to_json())
+    return folder
+
+
+def land_lines(lake: Path, table: SourceTable, lines: Iterable[str]) -> Path:
+    """Write an export verbatim under ``<lake>/exports/`` and land it."""
+    return land_export(lake, table, write_lines(lake / "exports" / table.file_name, lines))
 
 
 def clean_file(spark: SparkSession, table: SourceTable, path: Path) -> Cleaned:
-    return clean(table, read_raw(spark, table, str(path)))
+    """Land one export into a lake beside it, then read and clean it as the job does."""
+    folder = land_export(path.parent / f"lake-{path.stem}", table, path)
+    return clean(table, read_raw(spark, table, str(folder)))
 
 
 # --- Processed tables ------------------------------------------------------------------------

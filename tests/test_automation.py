@@ -156,5 +156,7 @@ def test_run_failure_sensor_summarizes_the_failed_step(tmp_path: Path) -> None:
         summary = failure_summary(context)
         report_failed_runs(context)
     job = result.dagster_run.job_name
-    assert summary.startswith(f"Run {result.run_id} of job {job} failed.\n- step raw_files: /")
+    assert summary.startswith(
+        f"Run {result.run_id} of job {job} failed.\n- step raw_files: Nothing landed (1 of 1"
+    )
     assert "users.csv: missing column(s) ['last_name'," in summary

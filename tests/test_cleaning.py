@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from spark_jobs import cli, transform_job
-from spark_jobs.cleaning import read_raw
+from spark_jobs import transform_job
 from spark_jobs.contract import (
     LOCATIONS,
     REJECTED_ROWS_COLUMNS,
@@ -34,7 +33,8 @@ from tests.spark_fixtures import (
     clean_file,
     contract_dtypes,
     csv_line,
-    raw_file,
+    land_export,
+    land_lines,
     rows,
     write_lines,
 )
@@ -183,7 +183,7 @@ USER_LINES = [
     "U3,Cy,Poe,cy@x.com,p,C1,2026-13-01,2021-01-01,1",  # unparseable_value: month 13
     "U4,Di,Moe,di@x.com,p,D1,2026-01-01,31/01/2023,1",  # unparseable_value: not yyyy-MM-dd
     "U5,Ed,Noe,ed@x.com,p,E1,2026-01-01,2021-01-01,true",  # unparseable_value: flag
-    "U6,Fa,Ko,fa@x.com,p,F1,2026-01-01,2021-01-01,1.0",  # unparseable_value: flag
+    "U6,Fa,Ko,fa@x.com,p,F1,2026-01-01,2021-01-01,1.5",  # unparseable_value: flag
     "   ,Gi,Jo,gi@x.com,p,G1,2026-01-01,2021-01-01,2",  # missing beats unparseable flag
     "U1,Ann,Lee,new@x.com,p,A1,2027-01-31,2020-02-29,0",  # duplicate_key of the first U1
     "U9,Ha,Lo,ha@x.com,p,H1,2026-01-01,2021-01-01",  # malformed_line: 8 fields
@@ -535,12 +535,9 @@ def test_rejected_record_keeps_every_column_even_when_empty(cleaned: dict[str, R
 # --- Files and headers ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "content", ["", ",".join(USERS.column_names) + "\n"], ids=["0-byte", "header-only"]
-)
-def test_empty_and_header_only_files_give_zero_rows(spark, tmp_path: Path, content: str) -> None:
+def test_a_header_only_file_gives_zero_rows(spark, tmp_path: Path) -> None:
     path = tmp_path / USERS.file_name
-    path.write_text(content, encoding="utf-8")
+    path.write_text(",".join(USERS.column_names) + "\r\n", encoding="utf-8")
     result = clean_file(spark, USERS, path)
     assert result.counts() == {}
     assert result.kept.count() == 0
@@ -548,21 +545,32 @@ def test_empty_and_header_only_files_give_zero_rows(spark, tmp_path: Path, conte
     assert result.kept.dtypes == contract_dtypes(USERS.processed_columns)
 
 
-def test_missing_column_is_an_error_naming_the_file_and_column(spark, tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", ["", "\n\n"], ids=["0-byte", "empty-lines"])
+def test_a_file_without_a_header_is_a_schema_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / USERS.file_name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(RawSchemaError, match="no header row") as error:
+        land_export(tmp_path / "lake", USERS, path)
+    assert str(path) in str(error.value)
+    assert ",".join(USERS.column_names) in str(error.value)  # what the header must be
+    assert not (tmp_path / "lake" / "raw" / USERS.raw_name / "landing.json").exists()
+
+
+def test_missing_column_is_an_error_naming_the_file_and_column(tmp_path: Path) -> None:
     header = [c for c in USERS.column_names if c != "email"]
     path = write_lines(tmp_path / USERS.file_name, [",".join(header), "U1,A,B,p,d,,,1"])
     with pytest.raises(RawSchemaError) as error:
-        read_raw(spark, USERS, str(path))
+        land_export(tmp_path / "lake", USERS, path)
     assert str(path) in str(error.value)
     assert "email" in str(error.value)
     assert "missing" in str(error.value)
 
 
-def test_unexpected_column_is_an_error_naming_the_file_and_column(spark, tmp_path: Path) -> None:
+def test_unexpected_column_is_an_error_naming_the_file_and_column(tmp_path: Path) -> None:
     header = [*LOCATIONS.column_names, "nickname"]
     path = write_lines(tmp_path / LOCATIONS.file_name, [",".join(header), "1,a,b,c,d,e,1,2,n"])
     with pytest.raises(RawSchemaError) as error:
-        read_raw(spark, LOCATIONS, str(path))
+        land_export(tmp_path / "lake", LOCATIONS, path)
     assert str(path) in str(error.value)
     assert "nickname" in str(error.value)
     assert "unexpected" in str(error.value)
@@ -606,9 +614,10 @@ def test_transform_job_writes_processed_tables_rejected_rows_and_reports(
     spark, tmp_path: Path
 ) -> None:
     for table, lines, _ in FIXTURES.values():
-        write_lines(raw_file(tmp_path, table), lines)
+        land_lines(tmp_path, table, lines)
     reporter = RecordingReporter()
-    args = cli.parse(cli.base_parser(""), ["--lake-root", str(tmp_path)])
+    # The fixtures are mostly bad rows on purpose: no reject-rate limit here (tested below).
+    args = transform_job.parse_args(["--lake-root", str(tmp_path), "--max-reject-rate", "1"])
 
     transform_job.run(spark, args, reporter)
 

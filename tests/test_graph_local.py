@@ -50,7 +50,7 @@ def test_checks_pass_and_unknown_references_warn(graph: MaterializedGraph) -> No
         (e.asset_key.to_user_string(), e.check_name): e
         for e in graph.result.get_asset_check_evaluations()
     }
-    expected = 4 * 2 + 1 + 7 * 3  # processed: conserved + key; rentals refs; kpi: 3 each
+    expected = 4 * 3 + 1 + 7 * 3  # processed: conserved, key, reject rate; rentals refs; kpi: 3
     assert len(evaluations) == expected
     warning = evaluations.pop(("processed/rentals", Check.REFERENCES_KNOWN.value))
     assert not warning.passed
@@ -101,7 +101,7 @@ def test_materialization_metadata(graph: MaterializedGraph) -> None:
     }
     assert processed["path"].endswith("processed/rentals")
     rejected = latest_metadata(graph, "processed", "rejected_rows")
-    assert rejected["preview"].startswith("| source_table | source_file | reason | detail |")
+    assert rejected["preview"].startswith("| source_table | source_file | line | reason | detail |")
     assert "duplicate_key" in rejected["preview"] or "malformed_line" in rejected["preview"]
     kpi = latest_metadata(graph, "kpi", "daily_metrics")
     assert kpi["preview"].startswith("| rental_date | total_transactions |")

@@ -20,7 +20,6 @@ Every expected number is worked out by hand in a comment next to it. The dataset
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -31,7 +30,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from car_rental_platform.sample_data import SampleSummary, generate
-from spark_jobs import cli, kpi_job, kpis, transform_job
+from spark_jobs import kpi_job, kpis, transform_job
 from spark_jobs.contract import (
     KPI_BY_NAME,
     KPI_TABLES,
@@ -45,8 +44,8 @@ from spark_jobs.kpis import KpiInputs
 from tests.spark_fixtures import (
     RecordingReporter,
     contract_dtypes,
+    land_export,
     processed,
-    raw_file,
     rental,
 )
 
@@ -342,11 +341,9 @@ def lake_run(spark, tmp_path_factory: pytest.TempPathFactory) -> LakeRun:
     summary = generate(root / "sample", rentals=3000, seed=11, bad_rows=True)
     lake = root / "lake"
     for source in SOURCE_TABLES:
-        target = raw_file(lake, source)
-        target.parent.mkdir(parents=True)
-        shutil.copy(root / "sample" / source.file_name, target)
+        land_export(lake, source, root / "sample" / source.file_name)
     reporter = RecordingReporter()
-    args = cli.parse(cli.base_parser(""), ["--lake-root", str(lake)])
+    args = transform_job.parse_args(["--lake-root", str(lake)])
     args.tables = None
     transform_job.run(spark, args, reporter)
     kpi_job.run(spark, args, reporter)

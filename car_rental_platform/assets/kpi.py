@@ -63,6 +63,7 @@ def _spec(table: KpiTable) -> dg.AssetSpec:
         owners=OWNERS,
         metadata={"dagster/column_schema": table_schema(table.columns)},
         freshness_policy=DAILY_FRESHNESS,
+        skippable=True,  # not published when a blocking check fails
     )
 
 

@@ -1,11 +1,11 @@
 """Processed zone: typed, trimmed Parquet tables and the rows that could not be used."""
 
 import dagster as dg
+from pydantic import Field
 
 from car_rental_platform.assets.common import (
     OWNERS,
     SPARK_CODE_VERSION,
-    plain_metadata,
     table_schema,
     with_path,
 )
@@ -15,6 +15,7 @@ from car_rental_platform.resources.spark import SparkRunner
 from spark_jobs.contract import (
     BLOCKING_CHECKS,
     CHECK_DESCRIPTIONS,
+    DEFAULT_MAX_REJECT_RATE,
     REJECTED_ROWS_COLUMNS,
     REJECTED_ROWS_TABLE,
     RENTALS,
@@ -41,6 +42,7 @@ def _spec(table: SourceTable) -> dg.AssetSpec:
         code_version=SPARK_CODE_VERSION,
         owners=OWNERS,
         metadata={"dagster/column_schema": table_schema(table.processed_columns)},
+        skippable=True,  # not published when a blocking check fails
     )
 
 
@@ -71,48 +73,37 @@ def _check(table: str, check: Check) -> dg.AssetCheckSpec:
 PROCESSED_CHECKS = [
     *[_check(t.name, Check.ROWS_CONSERVED) for t in SOURCE_TABLES],
     *[_check(t.name, Check.PRIMARY_KEY_UNIQUE) for t in SOURCE_TABLES],
+    *[_check(t.name, Check.REJECT_RATE) for t in SOURCE_TABLES],
     _check(RENTALS.name, Check.REFERENCES_KNOWN),
 ]
 
 
-def conservation(
-    table: SourceTable, raw_rows: int | None, processed: dict[str, object]
-) -> dg.AssetCheckResult:
-    """Rows counted in the raw file = rows the transform kept + rows it rejected."""
-    kept = int(processed.get("row_count", 0))
-    rejected = int(processed.get("rows_rejected", 0))
-    return dg.AssetCheckResult(
-        asset_key=processed_key(table.name),
-        check_name=Check.ROWS_CONSERVED.value,
-        passed=raw_rows is not None and raw_rows == kept + rejected,
-        metadata={
-            "raw_rows": raw_rows if raw_rows is not None else "raw file never materialized",
-            "kept_rows": kept,
-            "rejected_rows": rejected,
-            "difference": (raw_rows or 0) - kept - rejected,
-        },
+class TransformConfig(dg.Config):
+    """Run configuration of the transform (the launchpad shows it with its default)."""
+
+    max_reject_rate: float = Field(
+        default=DEFAULT_MAX_REJECT_RATE,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of an input's rows that may be rejected: above it the input's "
+            "reject_rate_within_limit check fails and no processed table is published."
+        ),
     )
 
 
-def latest_row_count(context: dg.AssetExecutionContext, key: dg.AssetKey) -> int | None:
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("row_count")
-    return None if value is None else int(value.value)
-
-
 @dg.multi_asset(specs=PROCESSED_SPECS, check_specs=PROCESSED_CHECKS, name="processed_tables")
-def processed_tables(context: dg.AssetExecutionContext, spark: SparkRunner, lake: LakeStorage):
-    """Run the transform job: one Spark application cleans all four inputs."""
-    results = spark.run_job(context=context, script=TRANSFORM_SCRIPT, args=lake.spark_args())
-    reported: dict[dg.AssetKey, dict[str, object]] = {}
-    for result in results:
-        if isinstance(result, dg.MaterializeResult):
-            reported[result.asset_key] = plain_metadata(result)
-            yield with_path(result)
-        else:
-            yield result
-    for table in SOURCE_TABLES:
-        raw_rows = latest_row_count(context, raw_key(table))
-        yield conservation(table, raw_rows, reported.get(processed_key(table.name), {}))
+def processed_tables(
+    context: dg.AssetExecutionContext,
+    config: TransformConfig,
+    spark: SparkRunner,
+    lake: LakeStorage,
+):
+    """Run the transform job: one Spark application cleans, checks and publishes all inputs.
+
+    Every check is computed by the job on what it staged, so the job can hold the tables back
+    when a blocking check fails; the step then fails and Dagster skips what is downstream.
+    """
+    args = [*lake.spark_args(), "--max-reject-rate", str(config.max_reject_rate)]
+    for result in spark.run_job(context=context, script=TRANSFORM_SCRIPT, args=args):
+        yield with_path(result) if isinstance(result, dg.MaterializeResult) else result

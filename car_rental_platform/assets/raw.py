@@ -1,15 +1,16 @@
-"""Raw zone: the landed CSV files, header-checked and copied into ``<lake>/raw/<file>/``."""
+"""Raw zone: the landed CSV exports, checked and copied into ``<lake>/raw/<file>/``."""
 
-import csv
 import tempfile
 from pathlib import Path
 
 import dagster as dg
 
 from car_rental_platform.assets.common import OWNERS
+from car_rental_platform.raw_records import Landed, RawEncodingError, land
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.landing import Landing, MissingSourceFileError
-from spark_jobs.contract import SOURCE_TABLES, RawSchemaError, SourceTable, Zone, check_header
+from spark_jobs.contract import SOURCE_TABLES, RawSchemaError, SourceTable, Zone
+from spark_jobs.raw_format import MANIFEST, Manifest
 
 
 def raw_key(table: SourceTable) -> dg.AssetKey:
@@ -30,45 +31,85 @@ RAW_SPECS = [
 TABLES_BY_KEY = {raw_key(t): t for t in SOURCE_TABLES}
 
 
-def inspect_csv(path: Path, table: SourceTable, source: str) -> int:
-    """Check the header against the contract; return the data rows (blank lines are no rows).
-
-    An empty file is zero rows, like a header-only one. Counting lines the way Spark reads
-    them (one record per non-blank line) lets the conservation check compare the two.
-    """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        first = handle.readline()
-        if not first.strip():
-            return 0
-        header = next(csv.reader([first]))
-        check_header(table, header, source)
-        return sum(1 for line in handle if line.strip())
+LANDING_ERRORS = (RawSchemaError, RawEncodingError, MissingSourceFileError, ValueError)
 
 
 @dg.multi_asset(specs=RAW_SPECS, can_subset=True, name="raw_files")
 def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeStorage):
-    """Validate and copy each selected CSV from the landing area into the raw zone."""
-    for key in sorted(context.selected_asset_keys):
-        table = TABLES_BY_KEY[key]
-        source = f"{landing.location.rstrip('/')}/{table.file_name}"
-        with tempfile.TemporaryDirectory() as tmp:
+    """Check every selected export, then copy them into the raw zone: all of them or none.
+
+    Each file is decoded, split into records and written as the canonical copy the transform
+    reads (``spark_jobs.raw_format``). Only when every file passed is anything replaced, so a
+    bad export never leaves the raw zone mixing two exports.
+    """
+    tables = [TABLES_BY_KEY[key] for key in sorted(context.selected_asset_keys)]
+    with tempfile.TemporaryDirectory() as tmp:
+        landed: dict[SourceTable, Landed] = {}
+        problems: list[str] = []
+        for table in tables:
+            source = f"{landing.location.rstrip('/')}/{table.file_name}"
+            folder = Path(tmp, table.raw_name)
+            folder.mkdir()
             try:
-                local = landing.fetch(table.file_name, Path(tmp, table.file_name))
-                rows = inspect_csv(local, table, source)
-            except (RawSchemaError, MissingSourceFileError) as exc:
-                raise dg.Failure(description=str(exc), metadata={"file": source}) from exc
-            except UnicodeDecodeError as exc:
-                raise dg.Failure(description=f"{source} is not UTF-8 text: {exc}") from exc
-            size = local.stat().st_size
-            uri = lake.put_file(local, Zone.RAW, table.raw_name, table.file_name)
-        context.log.info(f"{table.file_name}: {rows} rows, {size} bytes -> {uri}")
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata={
-                "row_count": rows,
-                "dagster/row_count": rows,
-                "size_bytes": size,
-                "path": dg.MetadataValue.path(uri),
-                "source": dg.MetadataValue.path(source),
-            },
-        )
+                export = landing.fetch(table.file_name, folder / f"export-{table.file_name}")
+                landed[table] = land(
+                    export,
+                    table,
+                    source,
+                    folder / table.file_name,
+                    landing.encoding_of(table.file_name),
+                )
+            except LANDING_ERRORS as exc:
+                problems.append(str(exc))
+        if problems:
+            raise dg.Failure(
+                description=(
+                    f"Nothing landed ({len(problems)} of {len(tables)} export(s) cannot be "
+                    "used; the raw zone keeps the previous export of every file): "
+                    + " | ".join(problems)
+                ),
+                metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems))},
+            )
+        for table, item in landed.items():
+            manifest_file = item.canonical.with_name(MANIFEST)
+            manifest_file.write_text(item.manifest.to_json())
+            uri = lake.put_files(
+                {table.file_name: item.canonical, MANIFEST: manifest_file}, Zone.RAW, table.raw_name
+            )
+            yield materialization(context, table, item.manifest, f"{uri}/{table.file_name}")
+
+
+def materialization(
+    context: dg.AssetExecutionContext, table: SourceTable, manifest: Manifest, uri: str
+) -> dg.MaterializeResult:
+    """What a user wants to know of a landed file: its records and anything unusual in it."""
+    notes = []
+    if manifest.malformed:
+        notes.append(f"{manifest.malformed} line(s) that are not records (rejected later)")
+    if manifest.multiline_records:
+        notes.append(f"{manifest.multiline_records} record(s) spanning lines")
+    if manifest.empty_lines:
+        notes.append(f"{manifest.empty_lines} empty line(s) skipped")
+    if manifest.eof_marker_removed:
+        notes.append("a trailing Ctrl-Z end-of-file byte removed")
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    context.log.info(
+        f"{table.file_name}: {manifest.records} records, {manifest.size_bytes} bytes, "
+        f"{manifest.encoding}{detail} -> {uri}"
+    )
+    return dg.MaterializeResult(
+        asset_key=raw_key(table),
+        metadata={
+            "row_count": manifest.records,
+            "dagster/row_count": manifest.records,
+            "malformed_lines": manifest.malformed,
+            "multiline_records": manifest.multiline_records,
+            "empty_lines": manifest.empty_lines,
+            "eof_marker_removed": manifest.eof_marker_removed,
+            "encoding": manifest.encoding,
+            "size_bytes": manifest.size_bytes,
+            "sha256": manifest.sha256,
+            "path": dg.MetadataValue.path(uri),
+            "source": dg.MetadataValue.path(manifest.source),
+        },
+    )

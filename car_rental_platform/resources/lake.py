@@ -52,8 +52,12 @@ class LakeStorage(dg.ConfigurableResource, ABC):
         ]
 
     @abstractmethod
-    def put_file(self, local_path: Path, zone: Zone | str, table: str, name: str) -> str:
-        """Replace the contents of ``<zone>/<table>/`` by one file; return its URI."""
+    def put_files(self, files: dict[str, Path], zone: Zone | str, table: str) -> str:
+        """Replace the contents of ``<zone>/<table>/`` by these files (name -> local path).
+
+        Files are written in the order given, so the last one can mark the set complete;
+        returns the folder's URI.
+        """
 
     @abstractmethod
     def write_bytes(self, data: bytes, relative_key: str) -> str:
@@ -80,14 +84,23 @@ class LocalLake(LakeStorage):
     def _path(self, relative: str) -> Path:
         return Path(self.root_uri, relative)
 
-    def put_file(self, local_path: Path, zone: Zone | str, table: str, name: str) -> str:
+    def put_files(self, files: dict[str, Path], zone: Zone | str, table: str) -> str:
+        """Copy into a sibling folder, then swap it in: a reader sees the old set or the new."""
         folder = Path(self.table_uri(zone, table))
+        staging = folder.with_name(f".{folder.name}.landing")
+        aside = folder.with_name(f".{folder.name}.replaced")
+        for leftover in (staging, aside):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+        staging.mkdir(parents=True)
+        for name, local_path in files.items():
+            shutil.copyfile(local_path, staging / name)
         if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        target = folder / name
-        shutil.copyfile(local_path, target)
-        return str(target)
+            folder.rename(aside)
+        staging.rename(folder)
+        if aside.exists():
+            shutil.rmtree(aside)
+        return str(folder)
 
     def write_bytes(self, data: bytes, relative_key: str) -> str:
         target = self._path(relative_key)
@@ -106,4 +119,8 @@ class LocalLake(LakeStorage):
         folder = self._path(self.prefix(zone))
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.rglob("*.parquet")))
+        return sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.is_dir() and not p.name.startswith((".", "_")) and any(p.rglob("*.parquet"))
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -26,6 +27,34 @@ class MissingSourceFileError(FileNotFoundError):
 
 
 class Landing(dg.ConfigurableResource, ABC):
+    encoding: str = Field(
+        default="utf-8",
+        description=(
+            "Encoding of exports without a byte-order mark (CAR_RENTAL_SOURCE_ENCODING): "
+            "a Python codec for every file (cp1252), per file (users.csv=cp1252), or both "
+            "(utf-8,users.csv=cp1252). A UTF-8/16/32 byte-order mark always wins."
+        ),
+    )
+
+    def encoding_of(self, file_name: str) -> str:
+        """The configured encoding of one export; fails naming the setting when unknown."""
+        default, per_file = "utf-8", {}
+        for part in (p.strip() for p in self.encoding.split(",")):
+            name, _, codec = part.rpartition("=")
+            if name:
+                per_file[name.strip()] = codec.strip()
+            elif codec:
+                default = codec
+        chosen = per_file.get(file_name, default)
+        try:
+            codecs.lookup(chosen)
+        except LookupError:
+            raise ValueError(
+                f"CAR_RENTAL_SOURCE_ENCODING={self.encoding!r}: {chosen!r} is not an encoding "
+                "Python knows (e.g. utf-8, cp1252, latin-1, utf-16)"
+            ) from None
+        return chosen
+
     @property
     @abstractmethod
     def location(self) -> str:

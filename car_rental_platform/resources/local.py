@@ -19,7 +19,7 @@ def local_resources(settings: LocalSettings) -> dict[str, Any]:
     lake = LocalLake(root=settings.lake_root)
     engine = DuckDBQueryEngine(database=settings.database, database_path=settings.catalog_path)
     return {
-        "landing": LocalLanding(source_dir=settings.source_dir),
+        "landing": LocalLanding(source_dir=settings.source_dir, encoding=settings.source_encoding),
         "lake": lake,
         "spark": LocalSparkRunner(
             mode=settings.spark_mode,

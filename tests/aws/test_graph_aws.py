@@ -37,6 +37,7 @@ instead of every second: the full graph then takes about 5 s, the KPI-only run 1
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,11 +60,13 @@ from car_rental_platform.assets.processed import PROCESSED_CHECKS
 from car_rental_platform.aws_names import run_job_flow_request
 from car_rental_platform.code_bundle import bootstrap_key, build_bundle
 from car_rental_platform.definitions import ASSETS
+from car_rental_platform.raw_records import land
 from car_rental_platform.resources.aws import aws_resources
 from car_rental_platform.resources.aws.glue_tables import glue_type
 from car_rental_platform.sample_data import SampleSummary, generate
 from spark_jobs import cli
 from spark_jobs.contract import (
+    DEFAULT_MAX_REJECT_RATE,
     KPI_BY_NAME,
     KPI_TABLES,
     LOCATIONS,
@@ -83,6 +86,7 @@ from spark_jobs.contract import (
 from spark_jobs.kpi_job import PREVIEW_ROWS, parse_tables
 from spark_jobs.markdown import markdown_table
 from spark_jobs.quality import CheckOutcome
+from spark_jobs.raw_format import MANIFEST
 from spark_jobs.reporting import PipesReporter
 from tests.aws.runner_permissions import Where, denied
 from tests.aws.support import (
@@ -227,11 +231,8 @@ class SimulatedJobs:
         rows: dict[str, list[str]] = {}
         for table in SOURCE_TABLES:
             bucket, folder = _split(cli.lake_path(args, "raw_zone", table.raw_name))
-            rows[table.name] = [
-                line
-                for key in object_keys(bucket, folder + "/")
-                for line in _data_lines(object_bytes(bucket, key))
-            ]
+            canonical = object_bytes(bucket, f"{folder}/{table.file_name}")
+            rows[table.name] = _data_lines(canonical)
             rejected = {
                 reason: count
                 for (name, reason), count in sorted(self.sample.planted.items())
@@ -260,9 +261,15 @@ class SimulatedJobs:
             {"row_count": total, "rejected_by_table": rejected_by_table, "path": path},
         )
         for table in SOURCE_TABLES:
-            kept = len(rows[table.name]) - sum(rejected_by_table[table.name].values())
+            rows_in = len(rows[table.name])
+            kept = rows_in - sum(rejected_by_table[table.name].values())
+            asset = f"{Zone.PROCESSED}/{table.name}"
             outcome = CheckOutcome(True, {"rows": kept, "duplicate_rows": 0, "key": table.key})
-            reporter.check(f"{Zone.PROCESSED}/{table.name}", Check.PRIMARY_KEY_UNIQUE, outcome)
+            reporter.check(asset, Check.PRIMARY_KEY_UNIQUE, outcome)
+            conserved = {"raw_rows": rows_in, "kept_rows": kept, "rejected_rows": rows_in - kept}
+            reporter.check(asset, Check.ROWS_CONSERVED, CheckOutcome(True, conserved))
+            rate = {"rows_in": rows_in, "rows_rejected": rows_in - kept}
+            reporter.check(asset, Check.REJECT_RATE, CheckOutcome(True, rate))
         reporter.check(
             f"{Zone.PROCESSED}/{RENTALS.name}",
             Check.REFERENCES_KNOWN,
@@ -303,9 +310,11 @@ def _unknown_references(rows: dict[str, list[str]]) -> CheckOutcome:
     """What quality.unknown_references measures, counted on the raw lines (a warning)."""
 
     def ids(table: str, column: str, source: tuple[str, ...]) -> list[str]:
-        index = source.index(column)
+        """The column's values on the canonical lines (``_line``, values, two empty columns)
+        that hold no quoted comma."""
+        index = source.index(column) + 1
         fields = (line.split(",") for line in rows[table])
-        return [f[index].strip() for f in fields if len(f) == len(source)]
+        return [f[index].strip() for f in fields if len(f) == len(source) + 3 and not f[-2]]
 
     rental_columns = RENTALS.column_names
     known = {
@@ -565,7 +574,11 @@ def test_the_whole_graph_runs_on_the_aws_resources(
         assert metadata["path"] == f"s3://{bucket}/{key}"
         assert metadata["source"] == f"s3://{bucket}/landing/{table.file_name}"
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        assert body == (deployment.landed / table.file_name).read_bytes()
+        canonical = tmp_path / f"canonical-{table.file_name}"
+        land(deployment.landed / table.file_name, table, "landed", canonical)
+        assert body == canonical.read_bytes()  # the canonical copy landing writes
+        manifest = s3.get_object(Bucket=bucket, Key=f"raw/{table.raw_name}/{MANIFEST}")
+        assert json.loads(manifest["Body"].read())["records"] == sample.rows[table.file_name]
 
     # EMR: one transient cluster; the transform job, then the KPI job for all seven tables.
     transform, kpis = fake_emr.steps
@@ -573,7 +586,13 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     code = f"s3://{bucket}/scripts/{bundle.digest}"
     submit = ["spark-submit", "--deploy-mode", "client", "--py-files", f"{code}/deps.zip"]
     lake_args = ["--lake-root", f"s3://{bucket}", *LAKE_ARGS]
-    assert transform.args[:-4] == [*submit, f"{code}/transform_job.py", *lake_args]
+    assert transform.args[:-4] == [
+        *submit,
+        f"{code}/transform_job.py",
+        *lake_args,
+        "--max-reject-rate",
+        str(DEFAULT_MAX_REJECT_RATE),
+    ]
     assert kpis.args[:-4] == [
         *submit,
         f"{code}/kpi_job.py",

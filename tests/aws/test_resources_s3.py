@@ -38,16 +38,22 @@ def test_root_and_spark_arguments_name_the_bucket(lake: S3Lake) -> None:
     assert lake.spark_args()[:2] == ["--lake-root", f"s3://{lake.bucket}"]
 
 
-def test_put_file_replaces_the_table_folder(lake: S3Lake, aws_env: AwsEnv, tmp_path: Path) -> None:
+def test_put_files_replaces_the_table_folder(lake: S3Lake, aws_env: AwsEnv, tmp_path: Path) -> None:
     aws_env.client("s3").put_object(Bucket=lake.bucket, Key="raw/users/old.csv", Body=b"old")
     aws_env.client("s3").put_object(Bucket=lake.bucket, Key="raw/users_v2/keep.csv", Body=b"x")
     source = tmp_path / "users.csv"
     source.write_text("user_id\n0042\n")
+    manifest = tmp_path / "landing.json"
+    manifest.write_text("{}")
 
-    uri = lake.put_file(source, Zone.RAW, "users", "users.csv")
+    uri = lake.put_files({"users.csv": source, "landing.json": manifest}, Zone.RAW, "users")
 
-    assert uri == f"s3://{lake.bucket}/raw/users/users.csv"
-    assert _keys(aws_env, "raw/") == ["raw/users/users.csv", "raw/users_v2/keep.csv"]
+    assert uri == f"s3://{lake.bucket}/raw/users"
+    assert _keys(aws_env, "raw/") == [
+        "raw/users/landing.json",
+        "raw/users/users.csv",
+        "raw/users_v2/keep.csv",
+    ]
     body = aws_env.client("s3").get_object(Bucket=lake.bucket, Key="raw/users/users.csv")["Body"]
     assert body.read() == b"user_id\n0042\n"
 

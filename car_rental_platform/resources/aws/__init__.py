@@ -66,6 +66,8 @@ SETTINGS: dict[str, str] = {
     "CAR_RENTAL_AWS_REGION": "AWS region (default: boto3's, e.g. AWS_REGION)",
     "CAR_RENTAL_AWS_ENDPOINT_URL": "AWS endpoint override (tests only)",
     "CAR_RENTAL_LANDING_PREFIX": "key prefix of the landed CSV exports (default landing/)",
+    "CAR_RENTAL_SOURCE_ENCODING": "encoding of exports without a BOM (default utf-8; cp1252, "
+    "users.csv=cp1252, ...)",
     "CAR_RENTAL_EMR_CLUSTER_ID": "run steps on this cluster",
     "CAR_RENTAL_EMR_CLUSTER_NAME": "run steps on the active cluster of this name",
     "CAR_RENTAL_EMR_RELEASE_LABEL": "release of transient clusters (default emr-7.5.0)",
@@ -140,7 +142,12 @@ def aws_resources(
         "landing": S3Landing(
             bucket=bucket,
             **connection,
-            **_given({"prefix": pick("CAR_RENTAL_LANDING_PREFIX")}),
+            **_given(
+                {
+                    "prefix": pick("CAR_RENTAL_LANDING_PREFIX"),
+                    "encoding": pick("CAR_RENTAL_SOURCE_ENCODING"),
+                }
+            ),
         ),
         "spark": EmrSparkRunner(
             bucket=bucket,

@@ -37,12 +37,24 @@ class S3Lake(LakeStorage, AwsConnection):
     def _uri(self, key: str) -> str:
         return f"{self.root_uri}/{key}"
 
-    def put_file(self, local_path: Path, zone: Zone | str, table: str, name: str) -> str:
+    def put_files(self, files: dict[str, Path], zone: Zone | str, table: str) -> str:
+        """Upload the new objects (each PUT replaces its key atomically), then delete the rest.
+
+        Objects the new set does not have go last, so the folder is never empty in between.
+        """
         folder = f"{self.prefix(zone)}/{table}/"
-        self.delete_prefix(folder)
-        key = folder + name
-        self.get_client().upload_file(str(local_path), self.bucket, key)
-        return self._uri(key)
+        s3 = self.get_client()
+        before = {item["Key"] for item in list_keys(s3, self.bucket, folder)}
+        for name, local_path in files.items():
+            s3.upload_file(str(local_path), self.bucket, folder + name)
+        stale = sorted(before - {folder + name for name in files})
+        for start in range(0, len(stale), DELETE_BATCH):
+            batch = stale[start : start + DELETE_BATCH]
+            s3.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+        return self._uri(folder.rstrip("/"))
 
     def write_bytes(self, data: bytes, relative_key: str) -> str:
         key = relative_key.lstrip("/")
