@@ -1,13 +1,28 @@
 """The local catalog and SQL engine: one DuckDB file with a view per lake table.
 
-DuckDB lets one process write a database file at a time, and a writer excludes readers, so
-every connection takes a file lock beside the database first (shared to read, exclusive to
-write) and waits for it: parallel Dagster steps queue instead of failing on the file lock.
+DuckDB locks its database file: a process writing it excludes every reader, and a reader
+excludes writers. The catalog holds only views over Parquet folders, so it is tiny, and a writer
+never opens it in place. Instead, under an exclusive lock file beside the database (writers
+queue on it, up to ``lock_timeout_seconds``), it copies the file to a hidden draft in the same
+folder, applies its changes to the draft, closes it (DuckDB checkpoints on close, so no WAL is
+left) and ``os.replace``s it onto the database path. The replace is atomic: a reader sees the
+old catalog or the new one, never a half-written one, and a connection opened before it keeps
+reading the old file. A write that raises, or a writer killed, publishes nothing; the next
+writer deletes the drafts left behind.
+
+Readers take no lock: each opens a fresh in-memory DuckDB that attaches the current file read
+only. ``duckdb.connect(path)`` would instead hand out the instance another connection of this
+process already opened, which may be the file a writer has since replaced. Any process may read
+the file directly (``duckdb.connect(path, read_only=True)``) without delaying the writers; only
+this module may open it for writing, since a change made in place is lost at the next replace.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
+import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,38 +44,119 @@ from car_rental_platform.resources.query import (
 from spark_jobs.contract import Zone
 
 LOCK_POLL_SECONDS = 0.05
+WAL_SUFFIX = ".wal"
+"""DuckDB's write-ahead log is the database path plus this suffix."""
+READER_ALIAS = "catalog-file"
+"""Name a reader attaches the file under and ``USE``s: not a plain name, so no schema has it."""
+
+
+def draft_prefix(database: Path) -> str:
+    """Start of the name of a writer's draft (and of DuckDB's WAL and spill folder beside it).
+
+    Hidden and never ending in the database's own name, so nothing takes a draft for the catalog.
+    """
+    return f".{database.name}.draft-"
+
+
+@contextmanager
+def _writer_lock(database: Path, timeout_seconds: float) -> Iterator[None]:
+    """The exclusive lock that makes writers take turns (readers never take it)."""
+    with open(database.with_suffix(database.suffix + ".lock"), "a+") as lock_file:
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise CatalogError(
+                        f"DuckDB catalog {database} is being written by another process "
+                        f"(waited {timeout_seconds:.0f}s for its lock)"
+                    ) from None
+                time.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _remove_drafts(database: Path) -> None:
+    """Delete every draft of this database: under the writer lock, none is another's live one."""
+    for path in database.parent.glob(f"{draft_prefix(database)}*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _publish(draft: Path, database: Path) -> None:
+    """Make the closed draft the catalog, durably, in one atomic rename."""
+    if Path(f"{draft}{WAL_SUFFIX}").exists():
+        raise CatalogError(f"DuckDB did not checkpoint the new catalog {draft}; nothing changed")
+    with open(draft, "rb") as file:
+        os.fsync(file.fileno())
+    # A WAL beside the database comes from a writer that worked in place and was killed: the draft
+    # already holds its changes, and DuckDB refuses to open the new file next to the old log.
+    Path(f"{database}{WAL_SUFFIX}").unlink(missing_ok=True)
+    os.replace(draft, database)
+    folder = os.open(database.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+@contextmanager
+def _reader(database: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh read-only view of the current file; an empty database before the first write."""
+    connection = duckdb.connect(":memory:")
+    try:
+        if database.exists():
+            location = str(database).replace("'", "''")
+            alias = quote_identifier(READER_ALIAS)
+            connection.execute(f"ATTACH '{location}' AS {alias} (READ_ONLY)")
+            connection.execute(f"USE {alias}")
+        yield connection
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _writer(database: Path, lock_timeout_seconds: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to a draft copy, published when the block ends without an error."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with _writer_lock(database, lock_timeout_seconds):
+        draft = database.with_name(f"{draft_prefix(database)}{secrets.token_hex(8)}")
+        if database.exists():
+            shutil.copyfile(database, draft)
+            wal = Path(f"{database}{WAL_SUFFIX}")
+            if wal.exists():  # replayed into the draft when DuckDB opens it
+                shutil.copyfile(wal, f"{draft}{WAL_SUFFIX}")
+        connection = duckdb.connect(str(draft))
+        try:
+            yield connection
+            connection.close()
+            _publish(draft, database)
+        finally:
+            connection.close()
+            _remove_drafts(database)  # a failed write's, and those of writers killed before
 
 
 @contextmanager
 def duckdb_connection(
     path: str, *, write: bool, lock_timeout_seconds: float
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Connect under the file lock; a reader of a database not yet created gets an empty one."""
+    """A read-only connection that waits for nothing, or a writer's that replaces the file.
+
+    ``lock_timeout_seconds`` bounds a writer's wait for another writer; readers never wait.
+    """
     database = Path(path).expanduser().resolve()
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(database.with_suffix(database.suffix + ".lock"), "a+") as lock_file:
-        mode = fcntl.LOCK_EX if write else fcntl.LOCK_SH
-        deadline = time.monotonic() + lock_timeout_seconds
-        while True:
-            try:
-                fcntl.flock(lock_file, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise CatalogError(
-                        f"DuckDB catalog {database} is locked by another process "
-                        f"(waited {lock_timeout_seconds:.0f}s)"
-                    ) from None
-                time.sleep(LOCK_POLL_SECONDS)
-        read_only = not write and database.exists()
-        connection = duckdb.connect(
-            str(database) if database.exists() or write else ":memory:", read_only=read_only
-        )
-        try:
+    if write:
+        with _writer(database, lock_timeout_seconds) as connection:
             yield connection
-        finally:
-            connection.close()
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    else:
+        with _reader(database) as connection:
+            yield connection
 
 
 def _parquet_source(location: str, partition_types: dict[str, str] | None = None) -> str:
@@ -126,7 +222,7 @@ class DuckDBQueryEngine(QueryEngine):
     lock_timeout_seconds: float = Field(
         default=600.0,
         ge=0,
-        description="Seconds (>= 0) to wait for another process's catalog lock.",
+        description="Seconds (>= 0) a write waits for another process's write to finish.",
     )
 
     @contextmanager
@@ -142,7 +238,9 @@ class DuckDBCatalog(Catalog):
 
     database_path: str = Field(description="DuckDB file of the local catalog.")
     lock_timeout_seconds: float = Field(
-        default=600.0, ge=0, description="Seconds (>= 0) to wait for the catalog lock."
+        default=600.0,
+        ge=0,
+        description="Seconds (>= 0) a crawl waits for another process's write to finish.",
     )
 
     def crawl(self, *, zone: Zone, lake: LakeStorage, log: dg.DagsterLogManager) -> CrawlResult:
