@@ -1,4 +1,5 @@
-"""Landing sensor, daily schedule, eager catalog refresh, and the run-failure summary."""
+"""Landing sensor, daily schedule, eager catalog refresh gated by blocking checks, and the
+run-failure summary."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import dagster as dg
 
 from car_rental_platform import definitions
+from car_rental_platform.assets.kpi import KPI_CHECKS
+from car_rental_platform.assets.processed import PROCESSED_CHECKS
 from car_rental_platform.assets.raw import raw_files
 from car_rental_platform.automation import (
     daily_refresh_schedule,
@@ -114,11 +117,25 @@ def test_daily_schedule_requests_the_refresh_all_job() -> None:
     assert daily_refresh_schedule.cron_schedule == "0 3 * * *"
 
 
-def report(instance: dg.DagsterInstance, *keys: str) -> None:
-    for key in keys:
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(dg.AssetKey.from_user_string(key))
+CHECK_SPECS = [*PROCESSED_CHECKS, *KPI_CHECKS]
+
+
+def report_check(instance: dg.DagsterInstance, key: str, check: str, *, passed: bool) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey.from_user_string(key), check_name=check, passed=passed
         )
+    )
+
+
+def report(instance: dg.DagsterInstance, *keys: str) -> None:
+    """A materialization of each asset, with its checks passing, as a run would report them."""
+    for key in keys:
+        asset_key = dg.AssetKey.from_user_string(key)
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key))
+        for spec in CHECK_SPECS:
+            if spec.asset_key == asset_key:
+                report_check(instance, key, spec.name, passed=True)
 
 
 def test_materialized_kpi_makes_its_catalog_entry_then_its_analyses_requested() -> None:
@@ -167,6 +184,45 @@ def test_a_full_refresh_leaves_nothing_for_the_automation_to_redo() -> None:
             defs=defs, instance=instance, cursor=baseline.cursor
         )
         assert result.total_requested == 0
+
+
+def test_no_catalog_refresh_over_a_table_whose_blocking_check_failed() -> None:
+    """The eager refresh of ``catalog/rentals`` waits until every blocking check passes."""
+    defs = definitions.defs
+    catalog_rentals = dg.AssetKey(["catalog", "rentals"])
+    with dg.instance_for_test() as instance:
+        baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(dg.AssetKey(["processed", "rentals"]))
+        )
+        report_check(instance, "processed/rentals", "rows_conserved", passed=True)
+        report_check(instance, "processed/rentals", "references_known", passed=True)
+        report_check(instance, "processed/rentals", "primary_key_unique", passed=False)
+        blocked = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=baseline.cursor
+        )
+        assert blocked.get_num_requested(catalog_rentals) == 0
+        assert blocked.total_requested == 0
+
+        report_check(instance, "processed/rentals", "primary_key_unique", passed=True)
+        passed = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=blocked.cursor
+        )
+        assert passed.get_num_requested(catalog_rentals) == 1
+        assert passed.total_requested == 1
+
+
+def test_a_failed_warning_check_does_not_hold_the_catalog_back() -> None:
+    """Only blocking checks gate the refresh: ``references_known`` (WARN) failing does not."""
+    defs = definitions.defs
+    with dg.instance_for_test() as instance:
+        baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        report(instance, "processed/rentals")
+        report_check(instance, "processed/rentals", "references_known", passed=False)
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=baseline.cursor
+        )
+        assert result.get_num_requested(dg.AssetKey(["catalog", "rentals"])) == 1
 
 
 def test_run_failure_sensor_summarizes_the_failed_step(tmp_path: Path) -> None:
