@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from dataclasses import dataclass, field
 
 import dagster as dg
 
@@ -53,29 +54,74 @@ def _fingerprint(files: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class LandingCursor:
+    """What the landing sensor remembers between ticks, stored as JSON.
+
+    ``listing`` is the contract files seen at the last tick (name -> size and version), to tell
+    a file that stopped changing from one still being written; ``requested`` is the set the
+    last run was requested for, whose fingerprint is that run's key, so a set is requested once.
+    """
+
+    listing: dict[str, str] = field(default_factory=dict)
+    requested: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "LandingCursor":
+        # A cursor of another shape (an older sensor's) starts afresh: the run key still
+        # dedupes a set that was requested before.
+        data = json.loads(text) if text else {}
+        if not isinstance(data.get("listing"), dict):
+            return cls()
+        return cls(listing=data["listing"], requested=data.get("requested") or {})
+
+    def to_json(self) -> str:
+        return json.dumps({"listing": self.listing, "requested": self.requested}, sort_keys=True)
+
+
 @dg.sensor(
     job=refresh_all_job,
     minimum_interval_seconds=30,
-    description="Requests a full refresh when one of the four CSV files appears or changes.",
+    description="Requests a full refresh once all four CSV files are present and none changed "
+    "since the previous tick; a set already requested is not requested again.",
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
-def landing_sensor(context: dg.SensorEvaluationContext, landing: Landing):
-    """Cursor: name -> size and version (mtime locally, ETag + last-modified on S3)."""
-    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+def landing_sensor(
+    context: dg.SensorEvaluationContext, landing: Landing
+) -> dg.RunRequest | dg.SkipReason:
+    """Waits for a complete, stable set: a run over three files, or over a file still being
+    uploaded, would fail or read half an export.
+
+    A file counts once its size and version (mtime locally, ETag + last-modified on S3) are the
+    same as at the previous tick, i.e. after one tick unchanged.
+    """
+    previous = LandingCursor.from_json(context.cursor)
     listed = landing.list_csv()
     current = {f.name: f"{f.size}:{f.version}" for f in listed if f.name in EXPECTED_FILES}
     ignored = sorted(f.name for f in listed if f.name not in EXPECTED_FILES)
-    changed = sorted(name for name, version in current.items() if previous.get(name) != version)
+    missing = sorted(EXPECTED_FILES - set(current))
+    changing = sorted(name for name, seen in current.items() if previous.listing.get(name) != seen)
     note = f"; ignored (not part of the contract): {ignored}" if ignored else ""
-    if not changed:
-        missing = sorted(EXPECTED_FILES - set(current))
-        detail = f"; still missing: {missing}" if missing else ""
-        context.update_cursor(json.dumps(current, sort_keys=True))
+    if missing or changing:
+        context.update_cursor(LandingCursor(current, requested=previous.requested).to_json())
+        waits = [f"still missing: {missing}"] if missing else []
+        if changing:
+            waits.append(
+                f"waiting for {changing} to stop changing (a file counts once it is "
+                "unchanged for one tick)"
+            )
         return dg.SkipReason(
-            f"No new or changed CSV in {landing.location} "
-            f"({len(current)} of {len(EXPECTED_FILES)} files unchanged){detail}{note}"
+            f"No complete, stable set of CSV files in {landing.location} yet: "
+            + "; ".join(waits)
+            + note
         )
-    context.update_cursor(json.dumps(current, sort_keys=True))
+    context.update_cursor(LandingCursor(current, requested=current).to_json())
+    if current == previous.requested:
+        return dg.SkipReason(
+            f"No new or changed CSV in {landing.location} (the {len(current)} files are "
+            f"unchanged since their run was requested){note}"
+        )
+    changed = sorted(name for name, seen in current.items() if previous.requested.get(name) != seen)
     return dg.RunRequest(
         run_key=_fingerprint(current),
         tags={"car_rental/changed_files": ",".join(changed)},

@@ -11,6 +11,12 @@ The run is launched the way the UI launches one (``dagster job launch`` over ``w
 so it carries the code location ``car_rental_platform`` and the job ``refresh_all``: the UI lists
 it under that job and re-executes it without warnings. Progress is read from the instance's event
 log (step starts, successes and failures), not parsed from log lines.
+
+After the run, whether it succeeded or not, the command lists the run's failed checks with the
+figures they measured, then the tables in the catalog (a table the run did not reach says so).
+Its exit status is 1 when the run failed or an ERROR-severity check failed, 0 otherwise: a
+failed WARN check (``references_known``) is listed but does not fail the command, because its
+rows are kept and counted on purpose and a warning must not break a scheduler's or CI's run.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -38,7 +45,7 @@ from car_rental_platform.settings import (
     dagster_home_or_default,
     source_dir_given,
 )
-from spark_jobs.contract import DATABASE, KPI_TABLES, REJECTED_ROWS_TABLE, SOURCE_TABLES
+from spark_jobs.contract import DATABASE, KPI_TABLES, REJECTED_ROWS_TABLE, RENTALS, SOURCE_TABLES
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKSPACE = PROJECT_DIR / "workspace.yaml"
@@ -190,8 +197,67 @@ def ensure_source(settings: LocalSettings, env: dict[str, str]) -> None:
     print(f"  {sum(summary.rows.values()):,} rows in {len(summary.rows)} files -> {source}")
 
 
+@dataclass(frozen=True)
+class FailedCheck:
+    """A check that failed in the run, with the figures it measured."""
+
+    asset_key: dg.AssetKey
+    check_name: str
+    severity: dg.AssetCheckSeverity
+    metadata: Mapping[str, object]
+    """Plain values (the metadata values' ``.value``)."""
+
+    def line(self) -> str:
+        figures = ", ".join(f"{name}={value}" for name, value in self.metadata.items())
+        head = f"  {self.severity.value:<5} {self.asset_key.to_user_string()} {self.check_name}"
+        return f"{head}: {figures}" if figures else head
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[FailedCheck]:
+    """The run's checks whose latest evaluation failed, read from its event log."""
+    latest: dict[dg.AssetCheckKey, dg.AssetCheckEvaluation] = {}
+    cursor: str | None = None
+    while True:
+        page = instance.get_records_for_run(
+            run_id, cursor=cursor, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+        for record in page.records:
+            event = record.event_log_entry.dagster_event
+            evaluation = event.event_specific_data if event else None
+            if isinstance(evaluation, dg.AssetCheckEvaluation):
+                latest[evaluation.asset_check_key] = evaluation
+        cursor = page.cursor
+        if not page.has_more:
+            break
+    return [
+        FailedCheck(
+            asset_key=evaluation.asset_key,
+            check_name=evaluation.check_name,
+            severity=evaluation.severity,
+            metadata={k: getattr(v, "value", v) for k, v in evaluation.metadata.items()},
+        )
+        for evaluation in sorted(
+            latest.values(), key=lambda e: (e.asset_key.to_user_string(), e.check_name)
+        )
+        if not evaluation.passed
+    ]
+
+
+def exit_status(*, run_succeeded: bool, failed: Sequence[FailedCheck]) -> int:
+    """1 when the run failed or an ERROR check failed; a failed WARN check alone gives 0."""
+    errors = [c for c in failed if c.severity == dg.AssetCheckSeverity.ERROR]
+    return 0 if run_succeeded and not errors else 1
+
+
+NOT_CATALOGED = "not in the catalog yet"
+
+
 def summary(settings: LocalSettings) -> str:
-    """Rows per table, rejected rows by reason, total revenue: read from the catalog."""
+    """Rows per table, rejected rows by reason, total revenue: read from the catalog.
+
+    Empty tables show 0 (revenue 0.00); a table not yet in the catalog (the run stopped before
+    cataloging it, or never ran) says so.
+    """
     lines = [f"Lake: {settings.lake_root}", f"Catalog: {settings.catalog_path} ({DATABASE})"]
     db = quote_identifier(settings.database)
     with duckdb_connection(
@@ -201,21 +267,60 @@ def summary(settings: LocalSettings) -> str:
         def scalar(sql: str) -> object:
             return connection.execute(sql).fetchone()[0]
 
+        cataloged = {
+            name
+            for (name,) in connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                [settings.database],
+            ).fetchall()
+        }
         names = [t.name for t in SOURCE_TABLES] + [REJECTED_ROWS_TABLE]
         names += [t.name for t in KPI_TABLES]
         lines.append("Rows per table:")
         for name in names:
-            rows = scalar(f"SELECT count(*) FROM {db}.{quote_identifier(name)}")
-            lines.append(f"  {name:<22} {rows:>10,}")
+            if name in cataloged:
+                rows = scalar(f"SELECT count(*) FROM {db}.{quote_identifier(name)}")
+                lines.append(f"  {name:<22} {rows:>10,}")
+            else:
+                lines.append(f"  {name:<22} {NOT_CATALOGED}")
         lines.append("Rejected rows by reason:")
-        for table, reason, count in connection.execute(
-            f"SELECT source_table, reason, count(*) FROM {db}.{REJECTED_ROWS_TABLE}"
-            " GROUP BY ALL ORDER BY ALL"
-        ).fetchall():
-            lines.append(f"  {table:<10} {reason:<26} {count:>6,}")
-        revenue = scalar(f"SELECT sum(total_amount) FROM {db}.rentals")
-        lines.append(f"Total revenue: {revenue:,.2f}")
+        if REJECTED_ROWS_TABLE in cataloged:
+            rejected = connection.execute(
+                f"SELECT source_table, reason, count(*) FROM {db}.{REJECTED_ROWS_TABLE}"
+                " GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+            lines += [f"  {table:<10} {reason:<26} {n:>6,}" for table, reason, n in rejected]
+            if not rejected:
+                lines.append("  none")
+        else:
+            lines.append(f"  {REJECTED_ROWS_TABLE} {NOT_CATALOGED}")
+        if RENTALS.name in cataloged:
+            revenue = scalar(f"SELECT coalesce(sum(total_amount), 0) FROM {db}.{RENTALS.name}")
+            lines.append(f"Total revenue: {revenue:,.2f}")
+        else:
+            lines.append(f"Total revenue: {RENTALS.name} {NOT_CATALOGED}")
     return "\n".join(lines)
+
+
+def conclude(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    *,
+    run_succeeded: bool,
+    settings: LocalSettings,
+    out: Callable[[str], None] = print,
+) -> int:
+    """Print the run's failed checks and the catalog summary; return the exit status."""
+    failed = failed_checks(instance, run_id)
+    if failed:
+        out("Failed checks (an ERROR fails the command, a WARN is listed only):")
+        for check in failed:
+            out(check.line())
+    out(summary(settings))
+    status = exit_status(run_succeeded=run_succeeded, failed=failed)
+    if run_succeeded and status:
+        out(f"Run {run_id} succeeded but ERROR checks failed: exit status {status}.")
+    return status
 
 
 def main() -> int:
@@ -233,13 +338,15 @@ def main() -> int:
     with log_path.open("w") as log:
         succeeded = run_job(env, log, launch_command(run_id), run_id)
     elapsed = time.monotonic() - started
-    if not succeeded:
+    if succeeded:
+        print(
+            f"Materialized every asset in {elapsed:.0f}s (run {run_id}, launch output: {log_path})"
+        )
+    else:
         print(f"Run {run_id} of {JOB} failed after {elapsed:.0f}s.")
         print(f"Its events are in the Dagster UI (make ui); launch output: {log_path}")
-        return 1
-    print(f"Materialized every asset in {elapsed:.0f}s (run {run_id}, launch output: {log_path})")
-    print(summary(settings))
-    return 0
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return conclude(instance, run_id, run_succeeded=succeeded, settings=settings)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from car_rental_platform import definitions
+from car_rental_platform.assets.common import REFRESH_OVER_CHECKED_DATA
 from car_rental_platform.settings import Deployment, SettingsError, deployment
 
 ASSET_KEYS = sorted(
@@ -75,12 +76,13 @@ def test_jobs_schedules_and_sensors(repo: dg.RepositoryDefinition) -> None:
     ]
 
 
-def test_catalog_and_analyses_refresh_eagerly_and_nothing_else_does(
+def test_catalog_and_analyses_refresh_eagerly_over_checked_data_and_nothing_else_does(
     repo: dg.RepositoryDefinition,
 ) -> None:
     for key in repo.asset_graph.get_all_asset_keys():
         condition = repo.asset_graph.get(key).automation_condition
-        assert (condition is not None) == (key.path[0] in ("catalog", "analyses")), key
+        automated = key.path[0] in ("catalog", "analyses")
+        assert condition == (REFRESH_OVER_CHECKED_DATA if automated else None), key
 
 
 def test_the_automation_sensor_runs_from_the_start_over_every_automated_asset(

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from car_rental_platform.assets.catalog import catalog_key
-from car_rental_platform.assets.common import OWNERS
+from car_rental_platform.assets.common import OWNERS, REFRESH_OVER_CHECKED_DATA
 from car_rental_platform.assets.kpi import kpi_key
 from car_rental_platform.dashboard.pages import LOCATIONS, REVENUE_TREND, SPENDERS, VEHICLES, Page
 from car_rental_platform.resources.dashboard import DashboardLinks
@@ -136,7 +136,7 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         group_name="analyses",
         kinds={"sql", "pandas", "duckdb", "athena"},
         owners=OWNERS,
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=REFRESH_OVER_CHECKED_DATA,
     )
     def _analysis(
         context: dg.AssetExecutionContext, engine: QueryEngine, dashboard: DashboardLinks
@@ -163,7 +163,7 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
     group_name="analyses",
     kinds={"sql", "pandas", "duckdb", "athena"},
     owners=OWNERS,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=REFRESH_OVER_CHECKED_DATA,
 )
 def city_state_rollup(
     context: dg.AssetExecutionContext, location_metrics: pd.DataFrame, dashboard: DashboardLinks

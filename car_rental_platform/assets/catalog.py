@@ -2,12 +2,18 @@
 
 Each zone's entries are refreshed by one crawl of that zone. They update eagerly when their
 table is re-materialized, so a KPI asset materialized from the UI or the CLI reaches SQL users
-with no further action (with the automation daemon running, as under ``dagster dev``).
+with no further action (with the automation daemon running, as under ``dagster dev``), but not
+while a blocking check of that table has failed (``REFRESH_OVER_CHECKED_DATA``).
 """
 
 import dagster as dg
 
-from car_rental_platform.assets.common import DAILY_FRESHNESS, OWNERS, described_schema
+from car_rental_platform.assets.common import (
+    DAILY_FRESHNESS,
+    OWNERS,
+    REFRESH_OVER_CHECKED_DATA,
+    described_schema,
+)
 from car_rental_platform.resources.catalog import Catalog, CatalogError
 from car_rental_platform.resources.lake import LakeStorage
 from spark_jobs.contract import KPI_TABLES, REJECTED_ROWS_TABLE, SOURCE_TABLES, Zone
@@ -31,7 +37,7 @@ def build_catalog_assets(zone: Zone, tables: list[str]) -> dg.AssetsDefinition:
             group_name="catalog",
             kinds={"duckdb", "glue"},
             owners=OWNERS,
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=REFRESH_OVER_CHECKED_DATA,
             freshness_policy=DAILY_FRESHNESS,
         )
         for table in tables

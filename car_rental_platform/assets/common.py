@@ -32,6 +32,14 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.cron(
 plus two hours for the run (an EMR cluster's start included). A table the refresh missed is
 flagged in the UI from 05:00 on."""
 
+REFRESH_OVER_CHECKED_DATA = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager over checked data")
+"""Catalog entries and analyses follow their tables eagerly, but never over data whose blocking
+checks (``BLOCKING_CHECKS``) failed or have not run on its latest materialization: SQL users
+would otherwise query a table the checks reject. Fixing the data and passing the checks lets
+the pending refresh through."""
+
 
 def table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
     return dg.TableSchema(

@@ -1,13 +1,24 @@
-"""A two-asset code location for the run command's tests: no Spark, one switchable failure."""
+"""A two-asset code location for the run command's tests: no Spark, one switchable failure,
+and one warning check that always fails (listed by the command, never failing it)."""
 
 import os
 
 import dagster as dg
 
 
-@dg.asset
-def first() -> int:
-    return 1
+@dg.asset(check_specs=[dg.AssetCheckSpec("is_even", asset="first")])
+def first() -> dg.MaterializeResult:
+    value = 1
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="is_even",
+                passed=value % 2 == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"value": value},
+            )
+        ]
+    )
 
 
 @dg.asset(deps=[first])
