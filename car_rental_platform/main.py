@@ -79,10 +79,15 @@ PROGRESS = {
 
 
 def prepare_instance(home: Path) -> None:
-    """Create DAGSTER_HOME and give it the shipped dagster.yaml unless it has its own."""
+    """Create DAGSTER_HOME, give it the shipped dagster.yaml unless it has its own, and create
+    its storage now: on a new home, this command and the launched run would otherwise both
+    create the same SQLite tables at once, and one fails (``table job_ticks already exists``).
+    """
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
 
 
 def run_log_path(home: Path) -> Path:

@@ -62,33 +62,38 @@ def detect_encoding(path: Path, configured: str) -> str:
 
 def decode_error(path: Path, source: str, encoding: str, error: UnicodeDecodeError) -> str:
     """Locate the first undecodable byte of the file: line, column and absolute offset."""
-    decoder = codecs.getincrementaldecoder(encoding)("strict")
-    offset, line, line_start = 0, 1, 0
+    name = encoding.removesuffix("-sig")
+    bad, value = _first_bad_byte(path, encoding)
+    if bad is None:
+        return f"{source} is not valid {name} text: {error}"
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+        head = handle.read(bad)
+    line = head.count(b"\n") + 1
+    column = bad - (head.rfind(b"\n") + 1) + 1
+    return (
+        f"{source} is not valid {name} text: byte(s) 0x{value} at line {line}, column {column} "
+        f"(byte offset {bad}). Re-export the file as UTF-8, or name its encoding: "
+        f"{ENCODING_SETTING}={path.name}=cp1252 (that file) or {ENCODING_SETTING}=cp1252 "
+        "(every file); any Python codec name works."
+    )
+
+
+def _first_bad_byte(path: Path, encoding: str) -> tuple[int | None, str]:
+    """Offset and hex of the first bytes the encoding rejects, reading 1 MiB at a time."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
             pending = len(decoder.getstate()[0])
             try:
-                decoder.decode(chunk)
+                decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as located:
-                bad = offset - pending + located.start
-                head = chunk[: max(bad - offset, 0)]
-                line += head.count(b"\n")
-                if b"\n" in head:
-                    line_start = offset + head.rindex(b"\n") + 1
                 value = located.object[located.start : located.end].hex(" ")
-                name = encoding.removesuffix("-sig")
-                return (
-                    f"{source} is not valid {name} text: byte(s) 0x{value} "
-                    f"at line {line}, column {bad - line_start + 1} (byte offset {bad}). "
-                    f"Re-export the file as UTF-8, or name its encoding: "
-                    f"{ENCODING_SETTING}={path.name}=cp1252 (that file) or "
-                    f"{ENCODING_SETTING}=cp1252 (every file); any Python codec name works."
-                )
-            line += chunk.count(b"\n")
-            if b"\n" in chunk:
-                line_start = offset + chunk.rindex(b"\n") + 1
+                return offset - pending + located.start, value
+            if not chunk:
+                return None, ""
             offset += len(chunk)
-    return f"{source} is not valid {encoding} text: {error}"
 
 
 def _physical_lines(text: TextIO) -> Iterator[tuple[int, str]]:
@@ -189,6 +194,13 @@ def land(
                     f"{source}: the header holds NUL bytes, as UTF-16 text read as "
                     f"{encoding} does. Set {ENCODING_SETTING}={path.name}=utf-16-le (or -be)."
                 )
+            if len(header) == 1:
+                for separator, name in (("\t", "tabs"), (";", "semicolons")):
+                    if separator in header[0]:
+                        raise RawSchemaError(
+                            f"{source}: the header is separated by {name}, not commas. "
+                            "Export the file as CSV (comma-separated values)."
+                        )
             check_header(table, header, source)
             order = [header.index(name) for name in table.column_names]
             identity = order == list(range(width))
@@ -236,6 +248,8 @@ def _strip_eof_marker(
         if text.endswith(EOF_MARKER):
             counts.eof_marker_removed = True
             text = text.rstrip(EOF_MARKER)
+            if not text:
+                return  # the marker was the whole last line: not an empty line either
         yield number, text
 
 
