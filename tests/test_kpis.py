@@ -30,7 +30,7 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from car_rental_platform.sample_data import SampleSummary, generate
+from car_rental_platform.sample_data.generator import SampleSummary, generate
 from spark_jobs import cli, kpi_job, kpis, transform_job
 from spark_jobs.contract import (
     KPI_BY_NAME,

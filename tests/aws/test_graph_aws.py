@@ -61,7 +61,7 @@ from car_rental_platform.code_bundle import bootstrap_key, build_bundle
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.resources.aws import aws_resources
 from car_rental_platform.resources.aws.glue_tables import glue_type
-from car_rental_platform.sample_data import SampleSummary, generate
+from car_rental_platform.sample_data.generator import SampleSummary, generate
 from spark_jobs import cli
 from spark_jobs.contract import (
     KPI_BY_NAME,
