@@ -38,7 +38,7 @@ import dagster as dg
 
 from car_rental_platform.resources.duckdb_catalog import duckdb_connection
 from car_rental_platform.resources.query import quote_identifier
-from car_rental_platform.sample_data import generate
+from car_rental_platform.sample_data.generator import generate
 from car_rental_platform.settings import (
     DEFAULT_SOURCE_DIR,
     LocalSettings,

@@ -31,7 +31,7 @@ from infra_scripts.common import (
     resolve_kms_key_arn,
     same_policy,
 )
-from infra_scripts.iam import bucket_arn
+from infra_scripts.iam_documents import bucket_arn
 from spark_jobs.contract import Zone
 
 ATHENA_RESULTS_RULE_ID = f"{PROJECT}-expire-athena-results"

@@ -29,7 +29,7 @@ from pathlib import Path
 import pyspark
 
 from car_rental_platform.java import ensure_java
-from car_rental_platform.sample_data import generate
+from car_rental_platform.sample_data.generator import generate
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_JOBS = ("job1_vehicle_location_metrics.py", "job2_user_transaction_analysis.py")

@@ -9,7 +9,7 @@ import dagster as dg
 
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.resources.local import local_resources
-from car_rental_platform.sample_data import SampleSummary, generate
+from car_rental_platform.sample_data.generator import SampleSummary, generate
 from car_rental_platform.settings import LocalSettings
 
 SMALL_RENTALS = 600

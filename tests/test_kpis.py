@@ -1,5 +1,6 @@
 """The seven KPI tables (DESIGN 3.3) on a tiny hand-built processed dataset, and the invariants
-of 3.3 on a generated lake run through both jobs.
+of 3.3 on a generated lake run through both jobs. Each formula is also held to the columns it
+declares, which the KPI assets' column lineage is read from.
 
 Every expected number is worked out by hand in a comment next to it. The dataset:
 
@@ -26,10 +27,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from car_rental_platform.sample_data import SampleSummary, generate
+from car_rental_platform.sample_data.generator import SampleSummary, generate
 from spark_jobs import kpi_job, kpis, transform_job
 from spark_jobs.contract import (
     KPI_BY_NAME,
@@ -39,6 +41,7 @@ from spark_jobs.contract import (
     SOURCE_TABLES,
     USERS,
     VEHICLES,
+    KpiTable,
 )
 from spark_jobs.kpis import KpiInputs
 from tests.spark_fixtures import (
@@ -308,6 +311,32 @@ def test_empty_rentals_give_the_contract_schema_and_no_rows(
 
 def test_the_seven_tables_are_all_the_kpi_functions() -> None:
     assert list(kpis.KPI_FUNCTIONS) == [t.name for t in KPI_TABLES]
+
+
+# --- The formulas read only the columns they declare (the KPI assets' column lineage) ----------
+
+
+def resolved_columns(spark, table: KpiTable, formula: kpis.Formula) -> list[str]:
+    """The formula's output, resolved on an empty frame holding only the columns it declares."""
+    types = {f"{t.name}.{c.name}": c.type for t in SOURCE_TABLES for c in t.processed_columns}
+    types |= {c.name: c.type for c in table.columns}
+    schema = ", ".join(f"{read.rpartition('.')[2]} {types[read]}" for read in formula.reads)
+    return spark.createDataFrame([], schema).select(formula.column()).columns
+
+
+@pytest.mark.parametrize("name", list(KPI_BY_NAME))
+def test_each_formula_resolves_on_the_columns_it_declares_alone(spark, name: str) -> None:
+    """Spark's analyzer fails on any column a formula would read without declaring it."""
+    assert list(kpis.KPI_FORMULAS) == list(KPI_BY_NAME)
+    for formula in kpis.KPI_FORMULAS[name].formulas:
+        assert resolved_columns(spark, KPI_BY_NAME[name], formula) == [formula.name], formula
+
+
+def test_a_formula_reading_an_undeclared_column_is_refused(spark) -> None:
+    """So that the check above cannot pass by an analyzer that resolves anything."""
+    sneaky = kpis.Formula("x", ("rentals.total_amount",), lambda a: F.sum(a + F.col("rental_id")))
+    with pytest.raises(AnalysisException, match="rental_id"):
+        resolved_columns(spark, KPI_BY_NAME["daily_metrics"], sneaky)
 
 
 # --- Invariants on a generated lake, through both jobs -----------------------------------------

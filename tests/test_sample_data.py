@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from car_rental_platform.sample_data import SampleSummary, generate, main
+from car_rental_platform.sample_data.__main__ import main
+from car_rental_platform.sample_data.generator import SampleSummary, generate
 from spark_jobs.contract import (
     RENTALS,
     SOURCE_TABLES,

@@ -25,7 +25,7 @@ from car_rental_platform.resources.spark import (
     cancelling_spark_on_interrupt,
     local_spark_config,
 )
-from car_rental_platform.sample_data import generate
+from car_rental_platform.sample_data.generator import generate
 from car_rental_platform.settings import SettingsError, spark_mode
 from spark_jobs import kpi_job
 from spark_jobs.contract import KPI_BY_NAME

@@ -12,6 +12,7 @@ from car_rental_platform.assets.common import (
     with_path,
 )
 from car_rental_platform.assets.kpi_checks import stored_kpi_checks
+from car_rental_platform.assets.kpi_lineage import kpi_column_lineage
 from car_rental_platform.assets.processed import processed_key
 from car_rental_platform.dashboard.pages import KPI_PAGES
 from car_rental_platform.resources.dashboard import DashboardLinks
@@ -61,7 +62,10 @@ def _spec(table: KpiTable) -> dg.AssetSpec:
         kinds={"spark", "parquet"},
         code_version=SPARK_CODE_VERSION,
         owners=OWNERS,
-        metadata={"dagster/column_schema": table_schema(table.columns)},
+        metadata={
+            "dagster/column_schema": table_schema(table.columns),
+            "dagster/column_lineage": kpi_column_lineage(table),
+        },
         freshness_policy=DAILY_FRESHNESS,
         skippable=True,  # not published when a blocking check fails
     )

@@ -47,7 +47,7 @@ from typing import Any
 import pytest
 
 from car_rental_platform.resources.aws import clients
-from infra_scripts.iam import EMR_SERVICE_MANAGED_POLICY
+from infra_scripts.iam_roles import EMR_SERVICE_MANAGED_POLICY
 from tests.aws.support import (
     AwsCalls,
     AwsEnv,

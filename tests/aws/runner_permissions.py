@@ -13,8 +13,8 @@ the aws graph tests):
 * the list equals the set of operations found in the resources' source (a new boto3 call
   without an entry here fails, so does a stale entry);
 * each entry's examples, and every call recorded while the graph runs against moto, are
-  allowed by ``infra_scripts.iam.dagster_runner_policy`` (evaluated below: actions, resource
-  ARN patterns and the condition operators the policy uses);
+  allowed by ``infra_scripts.iam_policies.dagster_runner_policy`` (evaluated below: actions,
+  resource ARN patterns and the condition operators the policy uses);
 * every action the policy grants is needed by an entry, or is in ``ON_BEHALF`` (what Athena
   does with the caller's permissions), so nothing is granted for nothing.
 
@@ -30,8 +30,15 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from car_rental_platform.aws_names import PROJECT, PROJECT_TAG_KEY, PROJECT_TAGS
-from infra_scripts import iam
+from car_rental_platform.aws_names import (
+    EMR_INSTANCE_PROFILE,
+    EMR_INSTANCE_ROLE,
+    EMR_SERVICE_ROLE,
+    PROJECT,
+    PROJECT_TAG_KEY,
+    PROJECT_TAGS,
+)
+from infra_scripts import iam_documents, iam_policies
 from spark_jobs.contract import DATABASE
 
 
@@ -144,7 +151,7 @@ def _run_job_flow(p: Mapping[str, Any], w: Where) -> list[Request]:
     """
     tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
     request_tags = {f"elasticmapreduce:RequestTag/{key}": value for key, value in tags.items()}
-    instance_role = {iam.EMR_INSTANCE_PROFILE: iam.EMR_INSTANCE_ROLE}.get(
+    instance_role = {EMR_INSTANCE_PROFILE: EMR_INSTANCE_ROLE}.get(
         p["JobFlowRole"], p["JobFlowRole"]
     )
     new_cluster = w.arn("elasticmapreduce", f"cluster/{NEW_CLUSTER}")
@@ -161,7 +168,7 @@ def _run_job_flow(p: Mapping[str, Any], w: Where) -> list[Request]:
         Request(
             "iam:CreateServiceLinkedRole",
             f"arn:{w.partition}:iam::{w.account}:role/aws-service-role/"
-            f"elasticmapreduce.amazonaws.com/{iam.EMR_CLEANUP_SERVICE_ROLE}",
+            f"elasticmapreduce.amazonaws.com/{iam_documents.EMR_CLEANUP_SERVICE_ROLE}",
             {"iam:AWSServiceName": "elasticmapreduce.amazonaws.com"},
         ),
     ]
@@ -301,11 +308,11 @@ OPERATIONS: dict[str, Operation] = {
     # --- EMR (EmrSparkRunner) ---
     "emr:RunJobFlow": Operation(
         _run_job_flow,
-        "EmrJobs.create_transient_cluster",
+        "EmrClusters.create_transient_cluster",
         [
             {
-                "ServiceRole": iam.EMR_SERVICE_ROLE,
-                "JobFlowRole": iam.EMR_INSTANCE_PROFILE,
+                "ServiceRole": EMR_SERVICE_ROLE,
+                "JobFlowRole": EMR_INSTANCE_PROFILE,
                 "Tags": [{"Key": PROJECT_TAG_KEY, "Value": PROJECT}],
                 "AutoTerminationPolicy": {"IdleTimeout": 1800},
             }
@@ -321,7 +328,7 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "emr:ListInstanceGroups": Operation(
         _emr_cluster("elasticmapreduce:ListInstanceGroups"),
-        "EmrJobs.cluster_cost, with instance prices",
+        "EmrClusters.cluster_cost, with instance prices",
         [CLUSTER],
     ),
     "emr:AddJobFlowSteps": Operation(
@@ -477,7 +484,7 @@ def allowed(policy: Mapping[str, Any], request: Request) -> bool:
 
 
 def runner_policy(where: Where) -> dict[str, Any]:
-    return iam.dagster_runner_policy(
+    return iam_policies.dagster_runner_policy(
         where.bucket,
         region=where.region,
         account=where.account,

@@ -13,7 +13,7 @@ import yaml
 
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.resources.aws import aws_resources
-from infra_scripts import iam
+from infra_scripts import iam_roles
 
 WORKFLOW = Path(__file__).parents[2] / ".github" / "workflows" / "aws-materialize.yml"
 COMMAND = (
@@ -74,7 +74,7 @@ def test_materializes_with_the_aws_deployment(workflow: dict[str, Any]) -> None:
         "role-to-assume": "${{ secrets.AWS_ROLE_ARN }}",
         "role-session-name": "car-rental-materialize-${{ github.run_id }}",
         "aws-region": "${{ vars.AWS_REGION }}",
-        "role-duration-seconds": iam.CI_SESSION_SECONDS,
+        "role-duration-seconds": iam_roles.CI_SESSION_SECONDS,
     }
     assert workflow["permissions"]["id-token"] == "write", "OIDC"
     home = materialize["env"]["DAGSTER_HOME"]
@@ -90,10 +90,10 @@ def test_credentials_last_as_long_as_the_job_and_the_role_allows_it(
         job, lambda s: s.get("uses") == "aws-actions/configure-aws-credentials@v4"
     )
     assert credentials["with"]["role-duration-seconds"] == job["timeout-minutes"] * 60
-    _, roles = iam.desired_state(
+    _, roles = iam_roles.desired_state(
         bucket="b", region="eu-west-1", account="111122223333", github_repository="acme/repo"
     )
-    ci_role = next(role for role in roles if role.name == iam.GITHUB_ACTIONS_ROLE)
+    ci_role = next(role for role in roles if role.name == iam_roles.GITHUB_ACTIONS_ROLE)
     assert ci_role.max_session_seconds >= job["timeout-minutes"] * 60
 
 

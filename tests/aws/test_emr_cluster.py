@@ -16,7 +16,7 @@ import pytest
 
 from car_rental_platform import aws_names
 from car_rental_platform.code_bundle import BOOTSTRAP_SCRIPT, bootstrap_key
-from infra_scripts import emr_cluster, iam
+from infra_scripts import emr_cluster
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
 
 ACTIVE = list(aws_names.ACTIVE_STATES)
@@ -47,8 +47,8 @@ def test_request_of_the_long_running_cluster() -> None:
     assert (groups["MASTER"]["InstanceCount"], groups["CORE"]["InstanceCount"]) == (1, 3)
     assert request["LogUri"] == "s3://my-lake/logs/emr/"
     assert (request["ServiceRole"], request["JobFlowRole"]) == (
-        iam.EMR_SERVICE_ROLE,
-        iam.EMR_INSTANCE_PROFILE,
+        aws_names.EMR_SERVICE_ROLE,
+        aws_names.EMR_INSTANCE_PROFILE,
     )
     assert request["StepConcurrencyLevel"] == 2
     assert request["AutoTerminationPolicy"] == {"IdleTimeout": 5400}
@@ -118,8 +118,8 @@ def test_create_twice_gives_one_cluster(
     cluster = emr.describe_cluster(ClusterId=first_id)["Cluster"]
     assert cluster["StepConcurrencyLevel"] == 3
     assert cluster["LogUri"] == f"s3://{aws_env.bucket}/logs/emr/"
-    assert cluster["ServiceRole"] == iam.EMR_SERVICE_ROLE
-    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == iam.EMR_INSTANCE_PROFILE
+    assert cluster["ServiceRole"] == aws_names.EMR_SERVICE_ROLE
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == aws_names.EMR_INSTANCE_PROFILE
     assert {t["Key"]: t["Value"] for t in cluster["Tags"]} == {
         "project": "car-rental",
         "for-use-with-amazon-emr-managed-policies": "true",

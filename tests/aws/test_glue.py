@@ -12,7 +12,7 @@ import json
 import pytest
 
 from car_rental_platform import aws_names
-from infra_scripts import glue, iam
+from infra_scripts import glue
 from spark_jobs.contract import Zone
 from tests.aws.support import AwsEnv, changed_lines
 
@@ -109,7 +109,7 @@ def test_hand_made_drift_is_reported_as_updates(
     client.create_database(DatabaseInput={"Name": "car_rental_db"})
     client.create_crawler(
         Name=name,
-        Role=iam.GLUE_CRAWLER_ROLE,
+        Role=aws_names.GLUE_CRAWLER_ROLE,
         DatabaseName="car_rental_db",
         Targets={"S3Targets": [{"Path": f"s3://{aws_env.bucket}/output/"}]},
         SchemaChangePolicy={

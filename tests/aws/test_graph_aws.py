@@ -63,7 +63,7 @@ from car_rental_platform.definitions import ASSETS
 from car_rental_platform.raw_records import land
 from car_rental_platform.resources.aws import aws_resources
 from car_rental_platform.resources.aws.glue_tables import glue_type
-from car_rental_platform.sample_data import SampleSummary, generate
+from car_rental_platform.sample_data.generator import SampleSummary, generate
 from spark_jobs import cli
 from spark_jobs.contract import (
     DEFAULT_MAX_REJECT_RATE,

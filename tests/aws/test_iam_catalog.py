@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from infra_scripts import bucket, iam
+from infra_scripts import bucket, iam_documents, iam_roles
 from tests.aws import iam_catalog
 from tests.aws.runner_permissions import EXAMPLE, OPERATIONS
 
@@ -23,7 +23,7 @@ KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-123456789
 
 def _principals() -> dict[str, list[dict[str, Any]]]:
     """Documents by principal (dependent actions may be granted by any of its documents)."""
-    policies, roles = iam.desired_state(
+    policies, roles = iam_roles.desired_state(
         bucket=EXAMPLE.bucket,
         region=REGION,
         account=ACCOUNT,
@@ -57,7 +57,7 @@ def test_the_document_is_valid_for_aws(name: str) -> None:
 
 
 def _runner_statement(sid: str) -> dict[str, Any]:
-    (document,) = PRINCIPALS[iam.DAGSTER_RUNNER_POLICY]
+    (document,) = PRINCIPALS[iam_roles.DAGSTER_RUNNER_POLICY]
     return copy.deepcopy(next(s for s in document["Statement"] if s["Sid"] == sid))
 
 
@@ -112,7 +112,9 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
         {
             "Statement": [
                 {
-                    **iam.github_trust_policy("a/b", "main", account=ACCOUNT)["Statement"][0],
+                    **iam_documents.github_trust_policy("a/b", "main", account=ACCOUNT)[
+                        "Statement"
+                    ][0],
                     "Principal": {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/other"},
                 }
             ]

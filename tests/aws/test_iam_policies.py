@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
-from car_rental_platform.aws_names import PROJECT
+from car_rental_platform.aws_names import (
+    EMR_INSTANCE_ROLE,
+    EMR_SERVICE_ROLE,
+    GLUE_CRAWLER_ROLE,
+    PROJECT,
+    role_arn,
+)
 from car_rental_platform.resources.aws import S3Landing
-from infra_scripts import iam
+from infra_scripts import iam_documents, iam_policies, iam_roles
 from infra_scripts.common import SetupError
 from spark_jobs.contract import DATABASE
 
@@ -30,7 +36,7 @@ def _as_list(value: str | list[str]) -> list[str]:
 
 def _documents(kms_key_arn: str | None = None) -> dict[str, dict[str, Any]]:
     """Every permission document the script manages, by a readable name."""
-    policies, roles = iam.desired_state(
+    policies, roles = iam_roles.desired_state(
         bucket=BUCKET,
         region=REGION,
         account=ACCOUNT,
@@ -89,7 +95,7 @@ def test_bucket_listing_is_limited_to_prefixes(name: str) -> None:
 
 
 def test_emr_instance_role_reads_code_and_raw_and_writes_outputs_only() -> None:
-    document = iam.emr_instance_policy(BUCKET)
+    document = iam_policies.emr_instance_policy(BUCKET)
     by_sid = {s["Sid"]: s for s in _statements(document)}
     assert by_sid["ReadCodeAndRawZone"]["Action"] == ["s3:GetObject"]
     assert set(by_sid["ReadCodeAndRawZone"]["Resource"]) == {
@@ -106,7 +112,7 @@ def test_emr_instance_role_reads_code_and_raw_and_writes_outputs_only() -> None:
 
 
 def test_glue_crawler_policy_is_scoped_to_the_project_database() -> None:
-    document = iam.glue_crawler_policy(BUCKET, region=REGION, account=ACCOUNT)
+    document = iam_policies.glue_crawler_policy(BUCKET, region=REGION, account=ACCOUNT)
     glue_resources = {
         r
         for s in _statements(document)
@@ -127,7 +133,7 @@ def test_glue_crawler_policy_is_scoped_to_the_project_database() -> None:
 
 def test_runner_passes_only_project_roles_to_their_service() -> None:
     """The service role goes to EMR, the instance role to EC2 (EMR passes it on at launch)."""
-    document = iam.dagster_runner_policy(BUCKET, region=REGION, account=ACCOUNT)
+    document = iam_policies.dagster_runner_policy(BUCKET, region=REGION, account=ACCOUNT)
     pass_role = [s for s in _statements(document) if "iam:PassRole" in s["Action"]]
     passed = {
         r: (operator, values["iam:PassedToService"])
@@ -136,12 +142,18 @@ def test_runner_passes_only_project_roles_to_their_service() -> None:
         for r in s["Resource"]
     }
     assert passed == {
-        iam.role_arn(iam.EMR_SERVICE_ROLE, ACCOUNT): (
+        role_arn(EMR_SERVICE_ROLE, ACCOUNT): (
             "StringLike",
             "elasticmapreduce.amazonaws.com*",
         ),
-        iam.role_arn(iam.EMR_INSTANCE_ROLE, ACCOUNT): ("StringLike", "ec2.amazonaws.com*"),
-        iam.role_arn(iam.GLUE_CRAWLER_ROLE, ACCOUNT): ("StringEquals", "glue.amazonaws.com"),
+        role_arn(EMR_INSTANCE_ROLE, ACCOUNT): (
+            "StringLike",
+            "ec2.amazonaws.com*",
+        ),
+        role_arn(GLUE_CRAWLER_ROLE, ACCOUNT): (
+            "StringEquals",
+            "glue.amazonaws.com",
+        ),
     }
     assert {a for s in pass_role for a in s["Action"]} == {"iam:PassRole"}
 
@@ -149,7 +161,9 @@ def test_runner_passes_only_project_roles_to_their_service() -> None:
 def test_runner_operates_only_clusters_tagged_for_the_project() -> None:
     by_sid = {
         s["Sid"]: s
-        for s in _statements(iam.dagster_runner_policy(BUCKET, region=REGION, account=ACCOUNT))
+        for s in _statements(
+            iam_policies.dagster_runner_policy(BUCKET, region=REGION, account=ACCOUNT)
+        )
     }
     create = by_sid["CreateProjectClusters"]["Condition"]["StringEquals"]
     operate = by_sid["OperateProjectClusters"]["Condition"]["StringEquals"]
@@ -193,22 +207,22 @@ def test_runner_may_launch_clusters_the_way_emr_authorizes_run_job_flow() -> Non
 
 
 def test_emr_service_role_uses_the_v2_managed_policy_and_passes_our_instance_role() -> None:
-    _, roles = iam.desired_state(bucket=BUCKET, region=REGION, account=ACCOUNT)
-    service = next(r for r in roles if r.name == iam.EMR_SERVICE_ROLE)
+    _, roles = iam_roles.desired_state(bucket=BUCKET, region=REGION, account=ACCOUNT)
+    service = next(r for r in roles if r.name == EMR_SERVICE_ROLE)
     assert service.managed_policy_arns == (
         "arn:aws:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2",
     )
     (statement,) = service.inline_policies["pass-instance-role"]["Statement"]
-    assert statement["Resource"] == [iam.role_arn(iam.EMR_INSTANCE_ROLE, ACCOUNT)]
+    assert statement["Resource"] == [role_arn(EMR_INSTANCE_ROLE, ACCOUNT)]
     assert service.trust["Statement"][0]["Condition"] == {
         "StringEquals": {"aws:SourceAccount": ACCOUNT},
         "ArnLike": {"aws:SourceArn": f"arn:aws:elasticmapreduce:{REGION}:{ACCOUNT}:*"},
     }
     trusts = {r.name: r.trust["Statement"][0]["Principal"] for r in roles}
     assert trusts == {
-        iam.EMR_SERVICE_ROLE: {"Service": "elasticmapreduce.amazonaws.com"},
-        iam.EMR_INSTANCE_ROLE: {"Service": "ec2.amazonaws.com"},
-        iam.GLUE_CRAWLER_ROLE: {"Service": "glue.amazonaws.com"},
+        EMR_SERVICE_ROLE: {"Service": "elasticmapreduce.amazonaws.com"},
+        EMR_INSTANCE_ROLE: {"Service": "ec2.amazonaws.com"},
+        GLUE_CRAWLER_ROLE: {"Service": "glue.amazonaws.com"},
     }
 
 
@@ -224,7 +238,7 @@ def test_kms_key_is_granted_only_when_the_lake_uses_it() -> None:
         for r in s["Resource"]
     }
     assert kms_resources == {KMS_KEY}
-    crawler_kms = _actions(with_key[f"{iam.GLUE_CRAWLER_ROLE}/crawl-lake"]) & {
+    crawler_kms = _actions(with_key[f"{GLUE_CRAWLER_ROLE}/crawl-lake"]) & {
         "kms:Decrypt",
         "kms:GenerateDataKey",
     }
@@ -232,13 +246,15 @@ def test_kms_key_is_granted_only_when_the_lake_uses_it() -> None:
 
 
 def test_other_partitions_get_their_own_arns() -> None:
-    document = iam.emr_instance_policy(BUCKET, partition="aws-cn")
+    document = iam_policies.emr_instance_policy(BUCKET, partition="aws-cn")
     resources = {r for s in _statements(document) for r in s["Resource"]}
     assert all(r.startswith("arn:aws-cn:s3:::") for r in resources)
 
 
 def _runner_statements(**settings: Any) -> dict[str, dict[str, Any]]:
-    document = iam.dagster_runner_policy(BUCKET, region=REGION, account=ACCOUNT, **settings)
+    document = iam_policies.dagster_runner_policy(
+        BUCKET, region=REGION, account=ACCOUNT, **settings
+    )
     return {s["Sid"]: s for s in _statements(document)}
 
 
@@ -258,7 +274,9 @@ def test_runner_only_reads_the_landing_prefix() -> None:
 
 
 def test_the_default_landing_prefix_is_the_landing_resources() -> None:
-    assert S3Landing.model_fields["prefix"].default.strip("/") == iam.DEFAULT_LANDING_PREFIX
+    assert (
+        S3Landing.model_fields["prefix"].default.strip("/") == iam_policies.DEFAULT_LANDING_PREFIX
+    )
     listing = _runner_statements()["ListLandedExports"]["Condition"]["StringLike"]["s3:prefix"]
     assert listing == ["landing", "landing/*"]
 
@@ -284,4 +302,6 @@ def test_runner_glue_writes_are_scoped_to_the_project() -> None:
         "glue:DeleteTable",
         "glue:BatchDeletePartition",
     }
-    assert by_sid["WriteProjectTables"]["Resource"] == iam.glue_catalog_arns(REGION, ACCOUNT)
+    assert by_sid["WriteProjectTables"]["Resource"] == iam_documents.glue_catalog_arns(
+        REGION, ACCOUNT
+    )

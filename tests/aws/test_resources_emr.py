@@ -47,7 +47,7 @@ from car_rental_platform.resources.aws import (
     EmrTimeoutError,
     S3Lake,
 )
-from car_rental_platform.resources.aws.emr import EmrJobs
+from car_rental_platform.resources.aws.emr_jobs import EmrJobs
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
 from tests.aws.support import (
     AwsEnv,
@@ -235,11 +235,11 @@ def test_cluster_found_by_name_among_active_clusters(
 def test_unknown_or_terminated_clusters_fail_clearly(aws_env: AwsEnv, bucket: str) -> None:
     jobs = _runner(aws_env, cluster_name="nope").get_client()
     with pytest.raises(EmrClusterError, match="no active EMR cluster named 'nope'"):
-        jobs.find_cluster(name="nope", log=dg.get_dagster_logger())
+        jobs.clusters.find_cluster(name="nope", log=dg.get_dagster_logger())
     cluster_id = _long_running_cluster(aws_env)
     aws_env.client("emr").terminate_job_flows(JobFlowIds=[cluster_id])
     with pytest.raises(EmrClusterError, match=f"EMR cluster {cluster_id} is TERMINATED"):
-        jobs.check_active(cluster_id=cluster_id)
+        jobs.clusters.check_active(cluster_id=cluster_id)
 
 
 def test_transient_cluster_from_the_template_serves_the_run_then_ends(
@@ -301,7 +301,9 @@ def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket:
         EmrClusterTemplate(pyspark_python=None),
     ):
         jobs = _runner(aws_env, cluster_template=template).get_client()
-        cluster_id = jobs.create_transient_cluster(run_id="0123456789", log=dg.get_dagster_logger())
+        cluster_id = jobs.clusters.create_transient_cluster(
+            run_id="0123456789", log=dg.get_dagster_logger()
+        )
 
         actions = aws_env.client("emr").list_bootstrap_actions(ClusterId=cluster_id)
         assert actions["BootstrapActions"] == []
@@ -348,7 +350,7 @@ def test_without_a_price_for_every_instance_type_there_is_no_estimate(
     cluster_id = _long_running_cluster(aws_env)
     jobs = _runner(aws_env, cluster_id=cluster_id, instance_prices_usd="r5.xlarge=0.3").get_client()
 
-    cost = jobs.cluster_cost(cluster_id=cluster_id)
+    cost = jobs.clusters.cluster_cost(cluster_id=cluster_id)
 
     assert (cost.normalized_instance_hours, cost.usd_per_hour, cost.estimated_usd) == (
         0,

@@ -11,9 +11,16 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from car_rental_platform.aws_names import crawler_names
+from car_rental_platform.aws_names import (
+    EMR_INSTANCE_PROFILE,
+    EMR_INSTANCE_ROLE,
+    EMR_SERVICE_ROLE,
+    GLUE_CRAWLER_ROLE,
+    crawler_names,
+    role_arn,
+)
 from car_rental_platform.code_bundle import DEPS_ZIP_NAME, bootstrap_key
-from infra_scripts import iam, setup_all
+from infra_scripts import iam_documents, iam_policies, iam_roles, setup_all
 from spark_jobs.contract import DATABASE, Zone
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
 
@@ -66,20 +73,22 @@ def test_resources_have_the_declared_settings(
 
     client = aws_env.client("iam")
     instance_role_policy = client.get_role_policy(
-        RoleName=iam.EMR_INSTANCE_ROLE, PolicyName="lake-access"
+        RoleName=EMR_INSTANCE_ROLE, PolicyName="lake-access"
     )["PolicyDocument"]
-    assert instance_role_policy == iam.emr_instance_policy(bucket)
-    crawler_policy = client.get_role_policy(
-        RoleName=iam.GLUE_CRAWLER_ROLE, PolicyName="crawl-lake"
-    )["PolicyDocument"]
-    assert crawler_policy == iam.glue_crawler_policy(bucket, region=aws_env.region, account=ACCOUNT)
-    attached = client.list_attached_role_policies(RoleName=iam.EMR_SERVICE_ROLE)
+    assert instance_role_policy == iam_policies.emr_instance_policy(bucket)
+    crawler_policy = client.get_role_policy(RoleName=GLUE_CRAWLER_ROLE, PolicyName="crawl-lake")[
+        "PolicyDocument"
+    ]
+    assert crawler_policy == iam_policies.glue_crawler_policy(
+        bucket, region=aws_env.region, account=ACCOUNT
+    )
+    attached = client.list_attached_role_policies(RoleName=EMR_SERVICE_ROLE)
     assert [p["PolicyName"] for p in attached["AttachedPolicies"]] == ["AmazonEMRServicePolicy_v2"]
-    profile = client.get_instance_profile(InstanceProfileName=iam.EMR_INSTANCE_PROFILE)
-    assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == [iam.EMR_INSTANCE_ROLE]
-    runner_arn = iam.managed_policy_arn(iam.DAGSTER_RUNNER_POLICY, ACCOUNT)
+    profile = client.get_instance_profile(InstanceProfileName=EMR_INSTANCE_PROFILE)
+    assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == [EMR_INSTANCE_ROLE]
+    runner_arn = iam_documents.managed_policy_arn(iam_roles.DAGSTER_RUNNER_POLICY, ACCOUNT)
     version = client.get_policy_version(PolicyArn=runner_arn, VersionId="v1")["PolicyVersion"]
-    assert version["Document"] == iam.dagster_runner_policy(
+    assert version["Document"] == iam_policies.dagster_runner_policy(
         bucket, region=aws_env.region, account=ACCOUNT
     )
 
@@ -93,7 +102,7 @@ def test_resources_have_the_declared_settings(
             "DeleteBehavior": "DEPRECATE_IN_DATABASE",
         }
         assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_EVERYTHING"}
-        assert crawler["Role"] == iam.role_arn(iam.GLUE_CRAWLER_ROLE, ACCOUNT)
+        assert crawler["Role"] == role_arn(GLUE_CRAWLER_ROLE, ACCOUNT)
         assert crawler["DatabaseName"] == DATABASE
         assert crawler["TablePrefix"] == ""
         config = json.loads(crawler["Configuration"])
@@ -117,8 +126,8 @@ def test_dry_run_on_an_empty_account_changes_nothing(
     assert planned and all(line.startswith("would ") for line in planned)
     for expected in (
         f"would create     s3 bucket {aws_env.bucket} ({aws_env.region})",
-        f"would create     iam role {iam.EMR_INSTANCE_ROLE}",
-        f"would create     iam policy {iam.DAGSTER_RUNNER_POLICY}",
+        f"would create     iam role {EMR_INSTANCE_ROLE}",
+        f"would create     iam policy {iam_roles.DAGSTER_RUNNER_POLICY}",
         "would create     glue crawler car-rental-processed-crawler",
         "would create     athena workgroup car-rental",
         "would upload     s3 code object",

@@ -16,11 +16,8 @@ from typing import Any
 import dagster as dg
 
 from car_rental_platform.resources.aws.athena import AthenaQueryEngine
-from car_rental_platform.resources.aws.emr import (
-    EmrBootstrapAction,
-    EmrClusterTemplate,
-    EmrSparkRunner,
-)
+from car_rental_platform.resources.aws.emr_config import EmrBootstrapAction, EmrClusterTemplate
+from car_rental_platform.resources.aws.emr_runner import EmrSparkRunner
 from car_rental_platform.resources.aws.errors import (
     AthenaError,
     AthenaQueryError,

@@ -10,6 +10,7 @@ policy for every call of every resource, including the polling loops.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from pydantic import Field
 DEFAULT_MAX_ATTEMPTS = 8
 INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
 """What the run worker raises in the step's thread when the Dagster run is terminated."""
+Log = dg.DagsterLogManager | logging.Logger
+"""Where the resources log: the run's log, or a plain logger outside a run."""
 
 
 @functools.cache

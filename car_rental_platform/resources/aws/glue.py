@@ -10,7 +10,6 @@ or left unchanged.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from car_rental_platform.aws_names import (
 from car_rental_platform.resources.aws.clients import (
     AwsConnection,
     Deadline,
+    Log,
     bucket_of,
     error_code,
 )
@@ -42,7 +42,6 @@ from spark_jobs.contract import Zone
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
 
-Log = dg.DagsterLogManager | logging.Logger
 
 FAILED_CRAWLS = frozenset({"FAILED", "CANCELLED"})
 NOT_FOUND = "EntityNotFoundException"
