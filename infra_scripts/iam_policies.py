@@ -33,7 +33,13 @@ from spark_jobs.contract import DATABASE, Zone
 EMR_SERVICE_NAMES = ("elasticmapreduce.amazonaws.com", "elasticmapreduce.amazonaws.com.cn")
 
 INSTANCE_READ_PREFIXES = (Zone.SCRIPTS.value, Zone.RAW.value)
-INSTANCE_WRITE_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.LOGS.value, PIPES_PREFIX)
+INSTANCE_WRITE_PREFIXES = (
+    Zone.PROCESSED.value,
+    Zone.KPI.value,
+    Zone.STAGING.value,  # tables written aside, checked, then moved into place
+    Zone.LOGS.value,
+    PIPES_PREFIX,
+)
 CRAWLED_READ_PREFIXES = (Zone.PROCESSED.value, Zone.KPI.value, Zone.ANALYSES.value)
 RUNNER_PREFIXES = (*(zone.value for zone in Zone), PIPES_PREFIX)
 DEFAULT_LANDING_PREFIX = "landing"
@@ -92,7 +98,8 @@ def emr_instance_policy(
             ["s3:GetObject"],
             prefix_arns(bucket, INSTANCE_READ_PREFIXES, partition),
         ),
-        # Steps write processed and KPI Parquet, EMR pushes its logs, Pipes exchanges messages.
+        # Steps stage and publish processed and KPI Parquet, EMR pushes its logs, Pipes
+        # exchanges messages.
         allow(
             "ReadWriteOutputsLogsAndPipes",
             _OBJECT_WRITE_ACTIONS,

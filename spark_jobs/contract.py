@@ -440,6 +440,8 @@ class Zone(StrEnum):
     SCRIPTS = "scripts"
     ATHENA_RESULTS = "athena_results"
     LOGS = "logs"
+    STAGING = "_staging"
+    """Tables written by a job and not yet checked and published (``spark_jobs.publish``)."""
 
 
 DATABASE = "car_rental_db"

@@ -15,9 +15,10 @@ import argparse
 from pyspark.sql import SparkSession
 
 from spark_jobs import cli
+from spark_jobs.contract import Zone
 
-STAGING = "_staging"
-"""Top-level folder of the lake, outside every zone: no catalog crawls it."""
+STAGING = Zone.STAGING.value
+"""Top-level folder of the lake, outside every crawled zone: no catalog reads it."""
 
 
 def staging_path(args: argparse.Namespace, zone_arg: str, table: str) -> str:

@@ -196,6 +196,7 @@ def test_no_catalog_refresh_over_a_table_whose_blocking_check_failed() -> None:
             dg.AssetMaterialization(dg.AssetKey(["processed", "rentals"]))
         )
         report_check(instance, "processed/rentals", "rows_conserved", passed=True)
+        report_check(instance, "processed/rentals", "reject_rate_within_limit", passed=True)
         report_check(instance, "processed/rentals", "references_known", passed=True)
         report_check(instance, "processed/rentals", "primary_key_unique", passed=False)
         blocked = dg.evaluate_automation_conditions(

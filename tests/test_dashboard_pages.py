@@ -228,7 +228,7 @@ def test_data_quality_page_rejections_and_check_results(
     sample = app.dataframe[1].value
     locations_rejected = sum(n for (table, _), n in planted.items() if table == "locations")
     assert set(sample.source_table) == {"locations"} and len(sample) == locations_rejected
-    assert len(checks) == 4 * 2 + 1 + 7 * 3
+    assert len(checks) == 4 * 3 + 1 + 7 * 3
     not_passed = checks[~checks.passed]
     assert not_passed[["asset", "check", "severity"]].values.tolist() == [
         ["processed/rentals", "references_known", "WARN"]
