@@ -109,36 +109,37 @@ COLUMN_REASONS = (
     RejectReason.UNPARSEABLE_VALUE,
     RejectReason.VALUE_OUT_OF_RANGE,
 )
-EXAMPLES = 3
 
 
 def reject_problems(failing: Cleaned, counts: dict[str, int]) -> list[tuple[str, int, str]]:
     """What made rows fail, per column (with example values) and per other reason.
 
-    One aggregate over the failing rows counts each column's failures; examples are fetched
-    for the three most frequent only. A row failing on two columns counts under both.
+    One aggregate over the (cached) failing rows: per column check, the rows it failed and
+    the smallest and largest offending raw values as examples. A row failing on two columns
+    counts under both.
     """
     checks = Validation.of(failing.table, raw_alias)
-    column_checks = [*checks.missing, *checks.unparseable, *checks.out_of_range]
     rejected_for_a_value = F.col(REASON).isin([reason.value for reason in COLUMN_REASONS])
-    column_checks = [(rejected_for_a_value & cond, message) for cond, message in column_checks]
-    row = failing.annotated.agg(
-        *[F.count_if(condition).alias(f"_{i}") for i, (condition, _) in enumerate(column_checks)]
-    ).first()
-    found = [
-        (message, int(row[f"_{i}"]), condition)
-        for i, (condition, message) in enumerate(column_checks)
-        if row[f"_{i}"]
+    column_checks = [
+        (rejected_for_a_value & condition, message, raw_alias(message.split(" ", 1)[0]))
+        for condition, message in (*checks.missing, *checks.unparseable, *checks.out_of_range)
     ]
-    found.sort(key=lambda item: -item[1])
+    row = failing.annotated.agg(
+        *[
+            aggregate(F.when(condition, value)).alias(f"_{i}_{name}")
+            for i, (condition, _, column) in enumerate(column_checks)
+            for name, aggregate, value in (
+                ("n", F.count, F.lit(1)),
+                ("low", F.min, F.col(column)),
+                ("high", F.max, F.col(column)),
+            )
+        ]
+    ).first()
     problems = []
-    for rank, (message, rows, condition) in enumerate(found):
-        examples = ""
-        if rank < EXAMPLES:
-            column = raw_alias(message.split(" ", 1)[0])
-            values = failing.annotated.where(condition).select(column).distinct().limit(EXAMPLES)
-            examples = ", ".join(repr(r[0]) for r in values.collect())
-        problems.append((message, rows, examples))
+    for i, (_, message, _) in enumerate(column_checks):
+        if row[f"_{i}_n"]:
+            examples = dict.fromkeys((row[f"_{i}_low"], row[f"_{i}_high"]))
+            problems.append((message, int(row[f"_{i}_n"]), ", ".join(map(repr, examples))))
     for reason, rows in counts.items():
         if reason not in COLUMN_REASONS:
             problems.append((reason, rows, ""))

@@ -179,11 +179,7 @@ def test_a_column_in_another_format_fails_the_reject_rate_and_publishes_nothing(
     assert top.startswith(
         "rental_start_time is not a valid timestamp (yyyy-MM-dd HH:mm:ss): 4 of 4 rows, e.g. "
     )
-    assert sorted(top.split("e.g. ")[1].split(", ")) == [
-        "'3/1/2024 10:00'",
-        "'3/2/2024 10:00'",
-        "'3/3/2024 10:00'",
-    ]
+    assert top.endswith("e.g. '3/1/2024 10:00', '3/4/2024 10:00'")  # the smallest and largest
     for table in ("vehicles", "users", "locations"):
         assert reporter.checks[(f"processed/{table}", Check.REJECT_RATE)].passed
     # Held back: yesterday's tables stay, none is reported; the rejected rows explain why.
