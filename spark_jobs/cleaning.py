@@ -114,14 +114,16 @@ def read_manifest(spark: SparkSession, folder: str) -> Manifest:
     return Manifest.from_json(rows[0][0])
 
 
-def read_raw(spark: SparkSession, table: SourceTable, folder: str) -> DataFrame:
+def read_raw(
+    spark: SparkSession, table: SourceTable, folder: str, manifest: Manifest | None = None
+) -> DataFrame:
     """Read the canonical copy landing wrote (``raw_format``): one row per record of the export.
 
     Every value stays a string until ``clean`` parses it, so ids such as ``0042`` or
     ``6e61610976`` survive. Multi-line mode only when a record spans lines: it reads each file
     in one task, which the single-line mode does not.
     """
-    manifest = read_manifest(spark, folder)
+    manifest = manifest or read_manifest(spark, folder)
     raw = (
         spark.read.schema(_raw_schema(canonical_columns(table)))
         .option("header", True)

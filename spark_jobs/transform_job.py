@@ -60,7 +60,8 @@ def clean_all(spark: SparkSession, args: argparse.Namespace) -> list[tuple[Clean
     inputs = []
     for table in SOURCE_TABLES:
         folder = cli.lake_path(args, "raw_zone", table.raw_name)
-        inputs.append((clean(table, read_raw(spark, table, folder)), read_manifest(spark, folder)))
+        manifest = read_manifest(spark, folder)
+        inputs.append((clean(table, read_raw(spark, table, folder, manifest)), manifest))
     return inputs
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from spark_jobs.quality import unknown_references
+from decimal import Decimal
+
+from spark_jobs.contract import BLOCKING_CHECKS, KPI_BY_NAME, Check
+from spark_jobs.quality import (
+    KpiMeasures,
+    RentalTotals,
+    duplicate_keys,
+    kpi_verdicts,
+    unknown_references,
+)
 
 
 def test_unknown_references_warn_with_a_total_and_example_rental_ids(spark) -> None:
@@ -50,3 +59,32 @@ def test_known_references_pass(spark) -> None:
     assert outcome.passed
     assert outcome.metadata["rentals_with_unknown_references"] == 0
     assert outcome.metadata["example_rental_ids"] == ""
+
+
+def test_a_repeated_key_fails_primary_key_unique_a_blocking_error(spark) -> None:
+    table = spark.createDataFrame(
+        [("u1", "a"), ("u2", "b"), ("u1", "c"), (None, "d"), (None, "e")],
+        "user_id string, x string",
+    )
+    outcome = duplicate_keys(table, ["user_id"])
+    assert (outcome.passed, outcome.severity) == (False, "ERROR")
+    # 5 rows, 3 distinct keys (u1, u2 and null, which counts as a value): 2 duplicates
+    assert dict(outcome.metadata) == {"rows": 5, "duplicate_rows": 2, "key": "user_id"}
+    assert Check.PRIMARY_KEY_UNIQUE in BLOCKING_CHECKS
+    assert duplicate_keys(table.where("x in ('a', 'b', 'd')"), ["user_id"]).passed
+
+
+def test_kpi_totals_off_by_a_cent_fail_totals_match_rentals() -> None:
+    table = KPI_BY_NAME["daily_metrics"]
+    totals = RentalTotals(rentals=3, revenue=Decimal("30.50"))
+    off = KpiMeasures(rows=2, keys=2, revenue=Decimal("30.49"), count=3)
+    verdict = kpi_verdicts(table, off, totals)[Check.TOTALS_MATCH_RENTALS]
+    assert (verdict.passed, verdict.severity) == (False, "ERROR")
+    assert dict(verdict.metadata) == {
+        "table_total_revenue": 30.49,
+        "rentals_revenue": 30.5,
+        "table_total_transactions": 3,
+        "rentals_count": 3,
+    }
+    exact = KpiMeasures(rows=2, keys=2, revenue=Decimal("30.50"), count=3)
+    assert kpi_verdicts(table, exact, totals)[Check.TOTALS_MATCH_RENTALS].passed
