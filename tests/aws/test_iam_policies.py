@@ -105,6 +105,7 @@ def test_emr_instance_role_reads_code_and_raw_and_writes_outputs_only() -> None:
     assert set(by_sid["ReadWriteOutputsLogsAndPipes"]["Resource"]) == {
         f"{BUCKET_ARN}/processed/*",
         f"{BUCKET_ARN}/kpi/*",
+        f"{BUCKET_ARN}/_staging/*",  # written aside, checked, then moved into place
         f"{BUCKET_ARN}/logs/*",
         f"{BUCKET_ARN}/dagster_pipes/*",
     }
