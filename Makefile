@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DASHBOARD_PORT ?= 8501
 
-.PHONY: install run test ui dashboard lint bench clean
+.PHONY: install run test test-spark35 ui dashboard lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: install  ## Lint, validate the code location, then the whole test suite.
 	DAGSTER_HOME= VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 	$(PY) -m pytest
 
+SPARK35 := .spark35
+SPARK_JOB_TESTS := tests/test_cleaning.py tests/test_messy_exports.py tests/test_kpis.py tests/test_quality.py
+
+test-spark35: install  ## The Spark jobs' tests on PySpark 3.5, the Spark of EMR 7 (what AWS runs).
+	@# PySpark 3.5 and its py4j in a folder of their own, ahead of the venv's 4.x on the path.
+	[ -d $(SPARK35) ] || $(PY) -m pip install --quiet --target $(SPARK35) "pyspark>=3.5,<3.6"
+	PYTHONPATH=$(SPARK35) $(PY) -c "import pyspark; assert pyspark.__version__.startswith('3.5'), pyspark.__version__"
+	PYTHONPATH=$(SPARK35) $(PY) -m pytest -p no:cacheprovider $(SPARK_JOB_TESTS)
+
 ui: install  ## The Dagster UI on http://127.0.0.1:3000 (with the automation daemon).
 	mkdir -p $(DAGSTER_HOME)
 	@# The shipped instance configuration, unless DAGSTER_HOME has its own (never overwritten).
@@ -49,4 +58,4 @@ bench: install  ## Wall times: bare Spark jobs vs the Dagster materialization (s
 	$(PY) scripts/benchmark.py
 
 clean:
-	rm -rf lake .dagster_home data/sample
+	rm -rf lake .dagster_home data/sample $(SPARK35)

@@ -222,7 +222,10 @@ def test_a_killed_transform_leaves_the_published_tables_whole(spark, tmp_path: P
             str(tmp_path),
         ],
         cwd=PROJECT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        env={  # the test's own PySpark (4.x, or 3.5 under make test-spark35)
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")]),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
