@@ -34,6 +34,8 @@ BOMS: tuple[tuple[bytes, str], ...] = (
 )
 """Longest first: the UTF-32 LE mark starts with the UTF-16 LE one."""
 EOF_MARKER = "\x1a"
+FIELD_SIZE_LIMIT = 1 << 30
+"""Python's csv refuses fields over 128 KiB by default; an export's free text may be longer."""
 MAX_RECORD_LINES = 100
 """A quoted field may span at most this many lines; past it the quote is taken as a stray."""
 
@@ -173,6 +175,7 @@ def land(
     either way nothing is written to the lake by the caller.
     """
     encoding = detect_encoding(path, configured_encoding)
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
     counts = _Counts()
     width = len(table.columns)
     try:

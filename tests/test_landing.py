@@ -265,3 +265,11 @@ def test_a_new_landing_replaces_the_folder_whole(tmp_path: Path) -> None:
     )
     assert metadata["row_count"].value == 1
     assert metadata["path"].value == str(folder / USERS.file_name)
+
+
+def test_a_field_longer_than_pythons_default_csv_limit_is_kept(tmp_path: Path) -> None:
+    notes = "x" * 200_000  # Python's csv refuses fields over 131,072 characters by default
+    line = f'1,"Airport, {notes}",1 Rd,Boston,MA,02128,42.36,-71.0'
+    rows, manifest = landed(tmp_path, LOCATIONS, f"{LOCATION_HEADER}\n{line}\n".encode())
+    assert rows[1][2] == f"Airport, {notes}"
+    assert (manifest.records, manifest.malformed) == (1, 0)
