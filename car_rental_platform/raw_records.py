@@ -62,7 +62,9 @@ def detect_encoding(path: Path, configured: str) -> str:
     return "utf-8-sig" if codecs.lookup(configured).name == "utf-8" else configured
 
 
-def decode_error(path: Path, source: str, encoding: str, error: UnicodeDecodeError) -> str:
+def decode_error(
+    path: Path, source: str, encoding: str, error: UnicodeDecodeError, file_name: str
+) -> str:
     """Locate the first undecodable byte of the file: line, column and absolute offset."""
     name = encoding.removesuffix("-sig")
     bad, value = _first_bad_byte(path, encoding)
@@ -75,7 +77,7 @@ def decode_error(path: Path, source: str, encoding: str, error: UnicodeDecodeErr
     return (
         f"{source} is not valid {name} text: byte(s) 0x{value} at line {line}, column {column} "
         f"(byte offset {bad}). Re-export the file as UTF-8, or name its encoding: "
-        f"{ENCODING_SETTING}={path.name}=cp1252 (that file) or {ENCODING_SETTING}=cp1252 "
+        f"{ENCODING_SETTING}={file_name}=cp1252 (that file) or {ENCODING_SETTING}=cp1252 "
         "(every file); any Python codec name works."
     )
 
@@ -117,6 +119,19 @@ def _fields(text: str) -> list[str]:
     return text.split(",") if '"' not in text else next(csv.reader([text]))
 
 
+def _strict_fields(text: str) -> list[str]:
+    """Fields of a record whose quoted fields may span lines; [] when it is not one.
+
+    Strict RFC 4180: a quote opens a field only at its start and closes it only before a
+    comma or the end, so two stray quotes in a column (``12" x`` ... ``14" y``) never join the
+    lines between them into one record.
+    """
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error:
+        return []
+
+
 def _problem(text: str, fields: int, width: int) -> str:
     if not text.strip(" \t\x00\x1a\x0b\x0c"):
         return "the line holds only spaces or control characters"
@@ -131,9 +146,10 @@ def split_records(
     """(first line, fields or None when malformed, text) per record, in file order.
 
     A line with an odd number of quotes opens a quoted field: following lines join it until
-    the quotes balance. If the joined text is a record of the right width it is one record
-    spanning lines; otherwise the opening line alone is malformed and the next lines are read
-    again as records of their own, so one stray quote costs one line, not the rest of the file.
+    the quotes balance. If the joined text is a strict RFC 4180 record of the right width it
+    is one record spanning lines; otherwise the opening line is read alone (a record if a
+    mid-field quote is its only oddity, else malformed) and the next lines are read again as
+    records of their own, so one stray quote costs one line, not the rest of the file.
     """
     queue: deque[tuple[int, str]] = deque()
     source = iter(lines)
@@ -154,13 +170,14 @@ def split_records(
                 if sum(part.count('"') for part in joined) % 2 == 0:
                     break
             whole = "\n".join(joined)
-            fields = next(csv.reader([whole])) if whole.count('"') % 2 == 0 else []
+            fields = _strict_fields(whole) if whole.count('"') % 2 == 0 else []
             if len(fields) == width:
                 counts.multiline += 1
                 yield number, fields, whole
                 continue
             queue.extendleft(reversed(taken))
-            yield number, None, text
+            fields = _fields(text)  # alone: a mid-field quote (12" wide) is just a character
+            yield number, (fields if len(fields) == width else None), text
             continue
         fields = _fields(text)
         yield number, (fields if len(fields) == width else None), text
@@ -195,7 +212,7 @@ def land(
             if any("\x00" in name for name in header):
                 raise RawEncodingError(
                     f"{source}: the header holds NUL bytes, as UTF-16 text read as "
-                    f"{encoding} does. Set {ENCODING_SETTING}={path.name}=utf-16-le (or -be)."
+                    f"{encoding} does. Set {ENCODING_SETTING}={table.file_name}=utf-16-le (or -be)."
                 )
             if len(header) == 1:
                 for separator, name in (("\t", "tabs"), (";", "semicolons")):
@@ -221,10 +238,12 @@ def land(
                 else:
                     writer.writerow([number, *(fields[i] for i in order), "", ""])
     except UnicodeDecodeError as error:
-        raise RawEncodingError(decode_error(path, source, encoding, error)) from error
+        raise RawEncodingError(
+            decode_error(path, source, encoding, error, table.file_name)
+        ) from error
     manifest = Manifest(
         source=source,
-        file_name=path.name,
+        file_name=table.file_name,
         encoding=encoding.removesuffix("-sig") if encoding == "utf-8-sig" else encoding,
         records=counts.records,
         malformed=counts.malformed,

@@ -160,7 +160,9 @@ def parse_value(column: ContractColumn, text: Column, source: str | None = None)
         return F.try_to_timestamp(text, F.lit(column.format))
     trimmed = _trimmed_sql(source or column.name)
     if column.name in FLAG_COLUMNS:
-        return F.when(text.isin("0", "1", "0.0", "1.0"), text.cast("double").cast("int"))
+        whole = F.expr(_integral(trimmed))
+        digits = F.when(text.isin("0", "1"), text).otherwise(whole)
+        return F.when(digits.isin("0", "1"), digits.cast("int"))
     value = F.expr(f"try_cast({trimmed} AS {kind})")
     if kind in INTEGER_TYPES:
         # Spreadsheets and pandas write whole numbers as 2015.0: accepted, 2015.5 is not.
@@ -180,9 +182,11 @@ def _number_too_big(column: ContractColumn, trimmed: str) -> Column | None:
     if column.name in FLAG_COLUMNS:
         return None  # 0 or 1: any other number is not a flag, whatever its size
     if column.type in INTEGER_TYPES:
-        return F.expr(f"{trimmed} RLIKE '^[+-]?[0-9]+([.]0*)?$'")
+        return F.coalesce(F.expr(f"{trimmed} RLIKE '^[+-]?[0-9]+([.]0*)?$'"), F.lit(False))
     if column.type.startswith("decimal"):
-        return F.expr(f"try_cast({trimmed} AS double)").isNotNull()
+        number = F.expr(f"try_cast({trimmed} AS double)")
+        finite = ~F.isnan(number) & ~number.isin(float("inf"), float("-inf"))  # NaN: unparseable
+        return F.coalesce(number.isNotNull() & finite, F.lit(False))
     return None
 
 

@@ -40,6 +40,8 @@ def publish(spark: SparkSession, args: argparse.Namespace, zone_arg: str, table:
     fs = source.getFileSystem(conf)
     if not fs.exists(source):
         raise FileNotFoundError(f"nothing staged for {final} at {source}")
+    if not fs.exists(target) and fs.exists(aside):
+        fs.rename(aside, target)  # an earlier publish died between its two renames: undo it
     fs.delete(aside, True)
     fs.mkdirs(target.getParent())
     if fs.exists(target) and not fs.rename(target, aside):

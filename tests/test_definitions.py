@@ -231,3 +231,19 @@ def test_an_empty_setting_counts_as_unset() -> None:
     empty = LocalSettings.from_env({"CAR_RENTAL_SOURCE_DIR": "", "CAR_RENTAL_LAKE_ROOT": ""})
     assert empty == LocalSettings.from_env({})
     assert empty.source_dir == str(Path(DEFAULT_SOURCE_DIR).resolve())
+
+
+def test_the_steps_that_replace_lake_tables_run_one_at_a_time(tmp_path) -> None:
+    """Two runs must never stage or swap the same table folders at once."""
+    import shutil
+
+    from car_rental_platform.assets.common import LAKE_WRITERS_POOL
+    from car_rental_platform.assets.kpi import kpi_tables
+    from car_rental_platform.assets.processed import processed_tables
+    from car_rental_platform.assets.raw import raw_files
+    from car_rental_platform.main import INSTANCE_CONFIG
+
+    assert {a.op.pool for a in (raw_files, processed_tables, kpi_tables)} == {LAKE_WRITERS_POOL}
+    shutil.copyfile(INSTANCE_CONFIG, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1

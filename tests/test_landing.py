@@ -44,7 +44,7 @@ def test_a_latin1_byte_is_named_by_file_line_column_and_offset(tmp_path: Path) -
     message = str(error.value)
     assert "export-users.csv is not valid utf-8 text: byte(s) 0xeb" in message
     assert f"at line 3, column 6 (byte offset {offset})" in message
-    assert "CAR_RENTAL_SOURCE_ENCODING=export-users.csv=cp1252" in message
+    assert "CAR_RENTAL_SOURCE_ENCODING=users.csv=cp1252" in message
 
 
 def test_an_error_past_the_first_megabyte_is_located_exactly(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_utf16_without_a_byte_order_mark_says_which_setting_reads_it(tmp_path: P
     data = f"{USER_HEADER}\n{USER}\n".encode("utf-16-le")
     with pytest.raises(RawEncodingError, match="holds NUL bytes") as error:
         landed(tmp_path, USERS, data)
-    assert "CAR_RENTAL_SOURCE_ENCODING=export-users.csv=utf-16-le" in str(error.value)
+    assert "CAR_RENTAL_SOURCE_ENCODING=users.csv=utf-16-le" in str(error.value)
 
 
 @pytest.mark.parametrize("separator,name", [("\t", "tabs"), (";", "semicolons")])
@@ -165,7 +165,7 @@ def test_junk_lines_are_records_to_reject_and_empty_lines_are_none(tmp_path: Pat
     ]
     assert manifest == Manifest(
         source=str(tmp_path / "export-users.csv"),
-        file_name="export-users.csv",
+        file_name="users.csv",
         encoding="utf-8",
         records=5,
         malformed=3,
@@ -273,3 +273,18 @@ def test_a_field_longer_than_pythons_default_csv_limit_is_kept(tmp_path: Path) -
     rows, manifest = landed(tmp_path, LOCATIONS, f"{LOCATION_HEADER}\n{line}\n".encode())
     assert rows[1][2] == f"Airport, {notes}"
     assert (manifest.records, manifest.malformed) == (1, 0)
+
+
+def test_two_stray_inch_marks_in_a_column_do_not_join_the_lines_between(tmp_path: Path) -> None:
+    lines = [
+        '1,Lot 12" wide,1 Rd,Boston,MA,02128,42.36,-71.0',  # a stray quote in a name
+        "2,Downtown,2 Rd,Boston,MA,02108,42.35,-71.06",
+        '3,Lot 14" wide,3 Rd,Boston,MA,02108,42.35,-71.06',  # and another, two lines on
+        '4,"Name4,4 Rd,Boston,MA,02108,42.35,-71.06',  # a quote opening a field, never closed
+        '5,"Name5,5 Rd,Boston,MA,02108,42.35,-71.06',
+    ]
+    rows, manifest = landed(tmp_path, LOCATIONS, "\n".join([LOCATION_HEADER, *lines]).encode())
+    assert [row[0] for row in rows[1:]] == ["2", "3", "4", "5", "6"]  # one row per line
+    assert [row[2] for row in rows[1:4]] == ['Lot 12" wide', "Downtown", 'Lot 14" wide']
+    assert [row[-2] for row in rows[4:]] == lines[3:]  # malformed, their text kept
+    assert (manifest.records, manifest.malformed, manifest.multiline_records) == (5, 2, 0)

@@ -109,7 +109,7 @@ def test_junk_lines_become_rejected_rows_with_their_line_and_reason(spark, tmp_p
 def test_whole_numbers_written_as_floats_are_accepted_and_halves_are_not(
     spark, tmp_path: Path
 ) -> None:
-    pandas_vehicle = VEHICLE.replace(",2018,", ",2018.0,").replace("1,LIC1", "1.0,LIC1")
+    pandas_vehicle = VEHICLE.replace(",2018,", ",2018.0,").replace("1,LIC1", "1.00,LIC1")
     half = VEHICLE.replace(",2018,", ",2018.5,").replace(",V1,", ",V2,")
     rentals = [RENTAL_HEADER, rental(1).replace(",1,2,", ",1.0,2.00,")]
     land_all(tmp_path, vehicles=[VEHICLE_HEADER, pandas_vehicle, half], rentals=rentals)
@@ -136,6 +136,8 @@ def test_numbers_beyond_their_range_are_rejected_and_the_kpis_still_run(
         rental(3, amount="1e30"),  # does not fit decimal(18,2) at all
         rental(4).replace(",1,2,", ",99999999999,2,"),  # beyond int
         rental(5, amount="9999999.99"),  # the largest amount kept
+        rental(6, amount="NaN"),  # not a number at all: unparseable, not out of range
+        rental(7, amount="abc"),
     ]
     land_all(tmp_path, rentals=rentals)
     transform(spark, tmp_path, "--max-reject-rate", "1")
@@ -148,6 +150,8 @@ def test_numbers_beyond_their_range_are_rejected_and_the_kpis_still_run(
         (3, "value_out_of_range", amount),
         (4, "value_out_of_range", amount),
         (5, "value_out_of_range", "pickup_location is out of range for int"),
+        (7, "unparseable_value", "total_amount is not a valid decimal(18,2)"),
+        (8, "unparseable_value", "total_amount is not a valid decimal(18,2)"),
     ]
     kpis = RecordingReporter()
     kpi_job.run(spark, kpi_job.parse_args(["--lake-root", str(tmp_path)]), kpis)

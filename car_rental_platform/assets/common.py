@@ -88,3 +88,9 @@ def with_path(result: dg.MaterializeResult) -> dg.MaterializeResult:
     if plain.get("row_count") is not None:
         typed["dagster/row_count"] = dg.MetadataValue.int(int(plain["row_count"]))
     return with_metadata(result, typed)
+
+
+LAKE_WRITERS_POOL = "lake_table_writers"
+"""Dagster concurrency pool of the steps that replace lake tables (landing, transform, KPIs):
+the shipped instance allows one at a time, so two runs (the schedule, the sensor, `make run`)
+never stage or swap the same table folders at once."""

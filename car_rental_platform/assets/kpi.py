@@ -6,6 +6,7 @@ import dagster as dg
 
 from car_rental_platform.assets.common import (
     DAILY_FRESHNESS,
+    LAKE_WRITERS_POOL,
     OWNERS,
     SPARK_CODE_VERSION,
     table_schema,
@@ -103,7 +104,13 @@ def headline_metadata(
     return figures
 
 
-@dg.multi_asset(specs=KPI_SPECS, check_specs=KPI_CHECKS, can_subset=True, name="kpi_tables")
+@dg.multi_asset(
+    specs=KPI_SPECS,
+    check_specs=KPI_CHECKS,
+    can_subset=True,
+    name="kpi_tables",
+    pool=LAKE_WRITERS_POOL,
+)
 def kpi_tables(
     context: dg.AssetExecutionContext,
     spark: SparkRunner,

@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from car_rental_platform.assets.common import (
+    LAKE_WRITERS_POOL,
     OWNERS,
     SPARK_CODE_VERSION,
     table_schema,
@@ -92,7 +93,12 @@ class TransformConfig(dg.Config):
     )
 
 
-@dg.multi_asset(specs=PROCESSED_SPECS, check_specs=PROCESSED_CHECKS, name="processed_tables")
+@dg.multi_asset(
+    specs=PROCESSED_SPECS,
+    check_specs=PROCESSED_CHECKS,
+    name="processed_tables",
+    pool=LAKE_WRITERS_POOL,
+)
 def processed_tables(
     context: dg.AssetExecutionContext,
     config: TransformConfig,

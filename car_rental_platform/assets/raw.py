@@ -5,11 +5,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from car_rental_platform.assets.common import OWNERS
-from car_rental_platform.raw_records import Landed, RawEncodingError, land
+from car_rental_platform.assets.common import LAKE_WRITERS_POOL, OWNERS
+from car_rental_platform.raw_records import Landed, land
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.landing import Landing, MissingSourceFileError
-from spark_jobs.contract import SOURCE_TABLES, RawSchemaError, SourceTable, Zone
+from spark_jobs.contract import SOURCE_TABLES, SourceTable, Zone
 from spark_jobs.raw_format import MANIFEST, Manifest
 
 
@@ -31,10 +31,12 @@ RAW_SPECS = [
 TABLES_BY_KEY = {raw_key(t): t for t in SOURCE_TABLES}
 
 
-LANDING_ERRORS = (RawSchemaError, RawEncodingError, MissingSourceFileError, ValueError)
+LANDING_ERRORS = (ValueError, LookupError, MissingSourceFileError)
+"""Schema, encoding and setting errors (ValueError subclasses), a codec that is not a text
+encoding (LookupError), a missing file: each named in the landing's one failure."""
 
 
-@dg.multi_asset(specs=RAW_SPECS, can_subset=True, name="raw_files")
+@dg.multi_asset(specs=RAW_SPECS, can_subset=True, name="raw_files", pool=LAKE_WRITERS_POOL)
 def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeStorage):
     """Check every selected export, then copy them into the raw zone: all of them or none.
 

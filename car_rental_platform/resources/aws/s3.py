@@ -50,10 +50,17 @@ class S3Lake(LakeStorage, AwsConnection):
         stale = sorted(before - {folder + name for name in files})
         for start in range(0, len(stale), DELETE_BATCH):
             batch = stale[start : start + DELETE_BATCH]
-            s3.delete_objects(
+            response = s3.delete_objects(
                 Bucket=self.bucket,
                 Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
             )
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise OSError(
+                    f"{self._uri(folder)}: the new files are in place but {len(response['Errors'])}"
+                    f" stale object(s) could not be deleted, e.g. {first.get('Key')}: "
+                    f"{first.get('Message')}"
+                )
         return self._uri(folder.rstrip("/"))
 
     def write_bytes(self, data: bytes, relative_key: str) -> str:
