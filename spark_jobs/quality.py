@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.contract import Check, KpiTable
+from spark_jobs.contract import BLOCKING_CHECKS, Check, KpiTable
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,14 @@ def kpi_verdicts(
             },
         ),
     }
+
+
+def blocking_failures(outcomes: Mapping[str, Mapping[Check, CheckOutcome]]) -> list[str]:
+    """``"<table> <check>"`` for each failed blocking check of severity ERROR: what holds a
+    job's tables back from publication."""
+    return [
+        f"{table} {check}"
+        for table, checks in outcomes.items()
+        for check, outcome in checks.items()
+        if check in BLOCKING_CHECKS and not outcome.passed and outcome.severity == "ERROR"
+    ]

@@ -29,7 +29,6 @@ from spark_jobs.cleaning import (
     read_raw,
 )
 from spark_jobs.contract import (
-    BLOCKING_CHECKS,
     DEFAULT_MAX_REJECT_RATE,
     LOCATIONS,
     REJECTED_ROWS_TABLE,
@@ -206,15 +205,6 @@ def table_checks(
     return outcomes
 
 
-def blocking_failures(outcomes: dict[str, dict[Check, CheckOutcome]]) -> list[str]:
-    return [
-        f"{table} {check}"
-        for table, checks in outcomes.items()
-        for check, outcome in checks.items()
-        if check in BLOCKING_CHECKS and not outcome.passed and outcome.severity == "ERROR"
-    ]
-
-
 def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> None:
     """Stage, check, then publish the four tables together, or none of them.
 
@@ -226,7 +216,7 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
     with ThreadPoolExecutor(max_workers=PARALLEL_TABLES) as pool:
         written = list(pool.map(lambda i, p: write_table(spark, i[0], i[1], p), inputs, staged))
     outcomes = table_checks(spark, written, args.max_reject_rate)
-    failures = blocking_failures(outcomes)
+    failures = quality.blocking_failures(outcomes)
     for item in written:
         reporter.log(
             f"{item.table.name}: {item.manifest.records} records in, {item.kept} kept, "

@@ -47,20 +47,7 @@ class S3Lake(LakeStorage, AwsConnection):
         before = {item["Key"] for item in list_keys(s3, self.bucket, folder)}
         for name, local_path in files.items():
             s3.upload_file(str(local_path), self.bucket, folder + name)
-        stale = sorted(before - {folder + name for name in files})
-        for start in range(0, len(stale), DELETE_BATCH):
-            batch = stale[start : start + DELETE_BATCH]
-            response = s3.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
-            )
-            if response.get("Errors"):
-                first = response["Errors"][0]
-                raise OSError(
-                    f"{self._uri(folder)}: the new files are in place but {len(response['Errors'])}"
-                    f" stale object(s) could not be deleted, e.g. {first.get('Key')}: "
-                    f"{first.get('Message')}"
-                )
+        self._delete_keys(s3, sorted(before - {folder + name for name in files}), folder)
         return self._uri(folder.rstrip("/"))
 
     def write_bytes(self, data: bytes, relative_key: str) -> str:
@@ -83,6 +70,10 @@ class S3Lake(LakeStorage, AwsConnection):
             keys += [
                 item["Key"] for item in list_keys(s3, self.bucket, prefix) if item["Key"] == prefix
             ]
+        self._delete_keys(s3, keys, prefix)
+
+    def _delete_keys(self, s3: S3Client, keys: list[str], prefix: str) -> None:
+        """DeleteObjects in batches; any key S3 refuses fails the call, naming the prefix."""
         for start in range(0, len(keys), DELETE_BATCH):
             batch = keys[start : start + DELETE_BATCH]
             response = s3.delete_objects(
