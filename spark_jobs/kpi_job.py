@@ -18,7 +18,6 @@ from pyspark.sql import functions as F
 
 from spark_jobs import cli, quality
 from spark_jobs.contract import (
-    BLOCKING_CHECKS,
     KPI_BY_NAME,
     LOCATIONS,
     RENTALS,
@@ -32,9 +31,9 @@ from spark_jobs.publish import publish, staging_path
 from spark_jobs.reporting import Reporter
 
 WRITE_THREADS = 4
+"""KPI tables are small: writing several at once keeps the cores busy between tiny jobs."""
 PREVIEW_ROWS = 10
 """Previews show the tables' top rows by revenue, the figure a reader looks for first."""
-"""KPI tables are small: writing several at once keeps the cores busy between tiny jobs."""
 
 
 def parse_tables(value: str | None) -> list[str]:
@@ -91,12 +90,7 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
         )
         for name in names
     }
-    failures = [
-        f"{name} {check}"
-        for name, checks in outcomes.items()
-        for check, outcome in checks.items()
-        if check in BLOCKING_CHECKS and not outcome.passed
-    ]
+    failures = quality.blocking_failures(outcomes)
     if failures:
         reporter.log(
             "Not published (the KPI tables stay as they were): blocking check(s) failed: "
