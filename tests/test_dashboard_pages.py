@@ -223,7 +223,8 @@ def test_data_quality_page_rejections_and_check_results(
     assert metrics(app) == {"Rejected rows": f"{sum(planted.values()):,}"}
     by_reason, sample, checks = (frame.value for frame in app.dataframe)
     assert {(r.source_table, r.reason): r.rejected_rows for r in by_reason.itertuples()} == planted
-    assert len(sample) == 20 and set(sample.columns) >= {"source_table", "reason", "record"}
+    assert len(sample) == 20 and set(sample.columns) >= {"source_table", "line", "reason", "record"}
+    assert (sample.line >= 2).all()  # each rejected record's line in its export (1: header)
     app.selectbox(key="rejected_table").select("locations").run()
     sample = app.dataframe[1].value
     locations_rejected = sum(n for (table, _), n in planted.items() if table == "locations")

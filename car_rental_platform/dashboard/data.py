@@ -309,7 +309,7 @@ class DashboardData:
         if source_table:
             where = f"WHERE source_table = '{source_table.replace(chr(39), chr(39) * 2)}' "
         return self.sql(
-            "SELECT source_table, source_file, reason, detail, record "
+            "SELECT source_table, source_file, line, reason, detail, record "
             f"FROM {self.t(REJECTED_ROWS_TABLE)} {where}"
             f"ORDER BY source_table, reason, record LIMIT {REJECTED_SAMPLE_ROWS}"
         )
