@@ -31,6 +31,24 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     return args
 
 
+def table_list(value: str | None, valid: list[str], what: str) -> list[str]:
+    """Tables named by a comma-separated option, in ``valid``'s order; unknown names fail with
+    the valid ones listed.
+
+    No option means all; an empty list is refused rather than read as "all", so a caller with
+    nothing selected can never rewrite every table by accident.
+    """
+    if value is None:
+        return list(valid)
+    requested = [name.strip() for name in value.split(",") if name.strip()]
+    if not requested:
+        raise SystemExit(f"{what}: no table named; valid: {valid}")
+    unknown = [name for name in requested if name not in valid]
+    if unknown:
+        raise SystemExit(f"{what}: unknown table(s) {unknown}; valid: {valid}")
+    return [name for name in valid if name in requested]
+
+
 def lake_path(args: argparse.Namespace, zone_arg: str, table: str) -> str:
     return table_path(args.lake_root, getattr(args, zone_arg), table)
 

@@ -421,7 +421,8 @@ CHECK_DESCRIPTIONS: dict[Check, str] = {
     ),
     Check.NOT_EMPTY: "The table has rows whenever processed rentals has rows.",
     Check.REJECT_RATE: (
-        "Rows rejected from the raw file stay within the limit (CAR_RENTAL_MAX_REJECT_RATE); "
+        "Rows rejected from the raw file stay within the limit (run config max_reject_rate, "
+        "10% by default); "
         "a failure names the column, the format it expects and offending values."
     ),
 }

@@ -37,20 +37,8 @@ PREVIEW_ROWS = 10
 
 
 def parse_tables(value: str | None) -> list[str]:
-    """Requested KPI names in contract order; unknown names fail with the valid ones listed.
-
-    No ``--tables`` means all seven; an empty list is refused rather than read as "all", so a
-    caller with nothing selected can never rewrite every table by accident.
-    """
-    if value is None:
-        return list(KPI_BY_NAME)
-    requested = [name.strip() for name in value.split(",") if name.strip()]
-    if not requested:
-        raise SystemExit(f"--tables: no KPI table named; valid: {list(KPI_BY_NAME)}")
-    unknown = [name for name in requested if name not in KPI_BY_NAME]
-    if unknown:
-        raise SystemExit(f"--tables: unknown KPI table(s) {unknown}; valid: {list(KPI_BY_NAME)}")
-    return [name for name in KPI_BY_NAME if name in requested]
+    """Requested KPI names in contract order (no ``--tables``: all seven)."""
+    return cli.table_list(value, list(KPI_BY_NAME), "--tables")
 
 
 def read_inputs(spark: SparkSession, args: argparse.Namespace) -> KpiInputs:

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.contract import BLOCKING_CHECKS, Check, KpiTable
+from spark_jobs.markdown import markdown_table
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,69 @@ def duplicate_keys(df: DataFrame, key: tuple[str, ...] | list[str]) -> CheckOutc
         F.count(F.lit(1)).alias("rows"),
         F.count_distinct(F.struct(*key)).alias("keys"),
     ).first()
-    duplicates = stats["rows"] - stats["keys"]
+    return unique_key_verdict(stats["rows"], stats["keys"], key)
+
+
+def unique_key_verdict(rows: int, keys: int, key: tuple[str, ...] | list[str]) -> CheckOutcome:
+    """``primary_key_unique`` from its measures (by Spark, or by SQL for check-only runs)."""
     return CheckOutcome(
-        passed=duplicates == 0,
-        metadata={"rows": stats["rows"], "duplicate_rows": duplicates, "key": ", ".join(key)},
+        passed=rows == keys,
+        metadata={"rows": rows, "duplicate_rows": rows - keys, "key": ", ".join(key)},
     )
+
+
+def conservation_verdict(rows_in: int, kept: int, rejected: int, source: str) -> CheckOutcome:
+    """``rows_conserved``: records landed from the export = rows kept + rows rejected."""
+    return CheckOutcome(
+        passed=rows_in == kept + rejected,
+        metadata={
+            "raw_rows": rows_in,
+            "kept_rows": kept,
+            "rejected_rows": rejected,
+            "difference": rows_in - kept - rejected,
+            "source": source,
+        },
+    )
+
+
+Problem = tuple[str, int, str]
+"""(what failed, rows, example values) of rejected rows."""
+PROBLEM_COLUMNS = ["problem", "rows", "examples"]
+
+
+def reject_rate_verdict(
+    rows_in: int, rejected_by_reason: Mapping[str, int], limit: float, problems: list[Problem]
+) -> CheckOutcome:
+    """``reject_rate_within_limit``: the share of the input's records rejected, against the
+    limit, naming the most frequent problem (``problems`` most frequent first)."""
+    rejected = sum(rejected_by_reason.values())
+    rate = rejected / rows_in if rows_in else 0.0
+    metadata: dict[str, Any] = {
+        "rows_in": rows_in,
+        "rows_rejected": rejected,
+        "reject_rate": round(rate, 4),
+        "max_reject_rate": limit,
+        "rejected_by_reason": dict(sorted(rejected_by_reason.items())),
+    }
+    if problems:
+        message, rows, examples = problems[0]
+        metadata["top_problem"] = f"{message}: {rows:,} of {rows_in:,} rows" + (
+            f", e.g. {examples}" if examples else ""
+        )
+        metadata["problems"] = {
+            "raw_value": markdown_table(problems, PROBLEM_COLUMNS),
+            "type": "md",
+        }
+    return CheckOutcome(passed=rate <= limit, metadata=metadata)
+
+
+UNKNOWN_REFERENCES = {
+    "rentals_with_unknown_user": ("user_id", "users", "user_id"),
+    "rentals_with_unknown_vehicle": ("vehicle_id", "vehicles", "vehicle_id"),
+    "rentals_with_unknown_pickup_location": ("pickup_location", "locations", "location_id"),
+    "rentals_with_unknown_dropoff_location": ("dropoff_location", "locations", "location_id"),
+}
+"""``references_known``'s counts: (rentals column, table, key) each names."""
 
 
 def unknown_references(
@@ -48,11 +107,10 @@ def unknown_references(
     single aggregate counts the rentals whose marker stayed null, the rentals with any unknown
     reference, and the first such rental_id of each kind (examples a user can look up).
     """
+    tables = {"users": users, "vehicles": vehicles, "locations": locations}
     references = {
-        "rentals_with_unknown_user": ("user_id", users, "user_id"),
-        "rentals_with_unknown_vehicle": ("vehicle_id", vehicles, "vehicle_id"),
-        "rentals_with_unknown_pickup_location": ("pickup_location", locations, "location_id"),
-        "rentals_with_unknown_dropoff_location": ("dropoff_location", locations, "location_id"),
+        name: (column, tables[table], key)
+        for name, (column, table, key) in UNKNOWN_REFERENCES.items()
     }
     columns = dict.fromkeys(["rental_id", *(column for column, _, _ in references.values())])
     joined = rentals.select(*columns)
@@ -72,13 +130,18 @@ def unknown_references(
         ],
     ).first()
     counts = {name: int(row[name]) for name in references}
-    examples = sorted({row[f"example_{i}"] for i in range(len(unknown))} - {None})
+    examples = {row[f"example_{i}"] for i in range(len(unknown))}
+    return references_verdict(counts, int(row["total"]), examples)
+
+
+def references_verdict(counts: Mapping[str, int], total: int, examples: set) -> CheckOutcome:
+    """``references_known`` (a warning) from its counts and one example rental_id per kind."""
     return CheckOutcome(
         passed=not any(counts.values()),
         metadata={
             **counts,
-            "rentals_with_unknown_references": int(row["total"]),
-            "example_rental_ids": ", ".join(examples),
+            "rentals_with_unknown_references": total,
+            "example_rental_ids": ", ".join(sorted(examples - {None})),
         },
         severity="WARN",
     )

@@ -1,6 +1,6 @@
 """spark-submit job: raw CSVs -> processed Parquet tables and ``rejected_rows``.
 
-    spark-submit spark_jobs/transform_job.py --lake-root LAKE_ROOT
+    spark-submit spark_jobs/transform_job.py --lake-root LAKE_ROOT [--tables rentals,users]
 
 Reads the canonical copies landing wrote in ``<root>/raw/<raw_name>/`` for each of the four
 inputs, stages the cleaned tables, checks them, and publishes ``<root>/processed/<table>/``
@@ -43,7 +43,7 @@ from spark_jobs.contract import (
 )
 from spark_jobs.markdown import markdown_table
 from spark_jobs.publish import publish, staging_path
-from spark_jobs.quality import CheckOutcome
+from spark_jobs.quality import CheckOutcome, Problem
 from spark_jobs.raw_format import Manifest
 from spark_jobs.reporting import Reporter
 
@@ -74,7 +74,7 @@ class Written:
     kept: int
     rejected: DataFrame
     rejected_by_reason: dict[str, int]
-    problems: list[tuple[str, int, str]]
+    problems: list[Problem]
     """(what failed, rows, example values) of the rejected rows, most frequent first."""
 
     @property
@@ -111,7 +111,7 @@ COLUMN_REASONS = (
 )
 
 
-def reject_problems(failing: Cleaned, counts: dict[str, int]) -> list[tuple[str, int, str]]:
+def reject_problems(failing: Cleaned, counts: dict[str, int]) -> list[Problem]:
     """What made rows fail, per column (with example values) and per other reason.
 
     One aggregate over the (cached) failing rows: per column check, the rows it failed and
@@ -147,41 +147,14 @@ def reject_problems(failing: Cleaned, counts: dict[str, int]) -> list[tuple[str,
 
 
 def reject_rate(item: Written, limit: float) -> CheckOutcome:
-    """The share of the input's records rejected, against the limit; names what failed."""
-    rows_in = item.manifest.records
-    rate = item.rows_rejected / rows_in if rows_in else 0.0
-    metadata: dict[str, object] = {
-        "rows_in": rows_in,
-        "rows_rejected": item.rows_rejected,
-        "reject_rate": round(rate, 4),
-        "max_reject_rate": limit,
-        "rejected_by_reason": item.rejected_by_reason,
-    }
-    if item.problems:
-        message, rows, examples = item.problems[0]
-        metadata["top_problem"] = f"{message}: {rows:,} of {rows_in:,} rows" + (
-            f", e.g. {examples}" if examples else ""
-        )
-        table = markdown_table(item.problems, PROBLEM_COLUMNS)
-        metadata["problems"] = {"raw_value": table, "type": "md"}
-    return CheckOutcome(passed=rate <= limit, metadata=metadata)
-
-
-PROBLEM_COLUMNS = ["problem", "rows", "examples"]
+    return quality.reject_rate_verdict(
+        item.manifest.records, item.rejected_by_reason, limit, item.problems
+    )
 
 
 def conservation(item: Written) -> CheckOutcome:
-    """Records landed from the export = rows kept + rows rejected."""
-    rows_in = item.manifest.records
-    return CheckOutcome(
-        passed=rows_in == item.kept + item.rows_rejected,
-        metadata={
-            "raw_rows": rows_in,
-            "kept_rows": item.kept,
-            "rejected_rows": item.rows_rejected,
-            "difference": rows_in - item.kept - item.rows_rejected,
-            "source": item.manifest.source,
-        },
+    return quality.conservation_verdict(
+        item.manifest.records, item.kept, item.rows_rejected, item.manifest.source
     )
 
 
@@ -209,8 +182,11 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
     """Stage, check, then publish the four tables together, or none of them.
 
     The rejected rows are published either way: when a check stops the tables, they are
-    what explains it.
+    what explains it. ``--tables`` narrows what is published (a subset of the assets
+    materialized from the UI); every input is still cleaned and checked, since the checks
+    span the four tables.
     """
+    chosen = set(published_tables(args.tables))
     inputs = clean_all(spark, args)
     staged = [staging_path(args, "processed_zone", c.table.name) for c, _ in inputs]
     with ThreadPoolExecutor(max_workers=PARALLEL_TABLES) as pool:
@@ -222,14 +198,18 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
             f"{item.table.name}: {item.manifest.records} records in, {item.kept} kept, "
             f"{item.rows_rejected} rejected ({item.manifest.source})"
         )
-    publish_rejected_rows(spark, args, reporter, written)
+    if REJECTED_ROWS_TABLE in chosen:
+        publish_rejected_rows(spark, args, reporter, written)
+    else:
+        for item in written:
+            item.rejected.unpersist()
     if failures:
         reporter.log(
             "Not published (the processed tables stay as they were): blocking check(s) "
             f"failed: {', '.join(failures)}"
         )
     else:
-        for item in written:
+        for item in (w for w in written if w.table.name in chosen):
             path = publish(spark, args, "processed_zone", item.table.name)
             reporter.report(
                 f"{Zone.PROCESSED}/{item.table.name}",
@@ -244,8 +224,9 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
                 },
             )
     for table, checks in outcomes.items():
-        for check, outcome in checks.items():
-            reporter.check(f"{Zone.PROCESSED}/{table}", check, outcome)
+        if table in chosen:  # Pipes accepts checks of the step's assets only
+            for check, outcome in checks.items():
+                reporter.check(f"{Zone.PROCESSED}/{table}", check, outcome)
 
 
 def publish_rejected_rows(
@@ -271,8 +252,19 @@ def publish_rejected_rows(
     )
 
 
+PROCESSED_TABLES = [*(t.name for t in SOURCE_TABLES), REJECTED_ROWS_TABLE]
+
+
+def published_tables(value: str | None) -> list[str]:
+    """Processed tables to publish, in contract order (no ``--tables``: all five)."""
+    return cli.table_list(value, PROCESSED_TABLES, "--tables")
+
+
 def parser() -> argparse.ArgumentParser:
     parser = cli.base_parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tables", help="Comma-separated processed tables to publish (default: all five)."
+    )
     parser.add_argument(
         "--max-reject-rate",
         type=float,

@@ -159,7 +159,7 @@ def test_an_unknown_spark_mode_names_the_variable_and_the_choices() -> None:
 
 
 def test_an_empty_kpi_table_list_is_refused_rather_than_read_as_all() -> None:
-    with pytest.raises(SystemExit, match="no KPI table named"):
+    with pytest.raises(SystemExit, match="--tables: no table named"):
         kpi_job.parse_tables(" , ")
     assert kpi_job.parse_tables(None) == list(KPI_BY_NAME)
     assert kpi_job.parse_tables("user_metrics,daily_metrics") == ["daily_metrics", "user_metrics"]

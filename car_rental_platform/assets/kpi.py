@@ -12,9 +12,9 @@ from car_rental_platform.assets.common import (
     table_schema,
     with_path,
 )
-from car_rental_platform.assets.kpi_checks import stored_kpi_checks
 from car_rental_platform.assets.kpi_lineage import kpi_column_lineage
 from car_rental_platform.assets.processed import processed_key
+from car_rental_platform.assets.stored_checks import stored_kpi_checks
 from car_rental_platform.dashboard.pages import KPI_PAGES
 from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.lake import LakeStorage

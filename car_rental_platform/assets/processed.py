@@ -11,7 +11,13 @@ from car_rental_platform.assets.common import (
     with_path,
 )
 from car_rental_platform.assets.raw import raw_key
+from car_rental_platform.assets.stored_checks import (
+    latest_landing,
+    report_selected,
+    stored_processed_outcomes,
+)
 from car_rental_platform.resources.lake import LakeStorage
+from car_rental_platform.resources.query import QueryEngine
 from car_rental_platform.resources.spark import SparkRunner
 from spark_jobs.contract import (
     BLOCKING_CHECKS,
@@ -27,6 +33,8 @@ from spark_jobs.contract import (
 )
 
 TRANSFORM_SCRIPT = "transform_job.py"
+PROCESSED_TABLE_NAMES = [*(t.name for t in SOURCE_TABLES), REJECTED_ROWS_TABLE]
+"""The assets of the transform, in the order its ``--tables`` option takes them."""
 
 
 def processed_key(table: str) -> dg.AssetKey:
@@ -96,6 +104,7 @@ class TransformConfig(dg.Config):
 @dg.multi_asset(
     specs=PROCESSED_SPECS,
     check_specs=PROCESSED_CHECKS,
+    can_subset=True,
     name="processed_tables",
     pool=LAKE_WRITERS_POOL,
 )
@@ -104,12 +113,35 @@ def processed_tables(
     config: TransformConfig,
     spark: SparkRunner,
     lake: LakeStorage,
+    engine: QueryEngine,
 ):
     """Run the transform job: one Spark application cleans, checks and publishes all inputs.
 
     Every check is computed by the job on what it staged, so the job can hold the tables back
     when a blocking check fails; the step then fails and Dagster skips what is downstream.
+    A subset of the tables is cleaned and checked whole but publishes only what is selected;
+    checks selected with no table (a check-only run) are measured on the stored tables
+    through the query engine, and the transform, which writes, is not started.
     """
+    selected_checks = set(context.selected_asset_check_keys)
+    names = [
+        name for name in PROCESSED_TABLE_NAMES if processed_key(name) in context.selected_asset_keys
+    ]
+    if not names:
+        landed = {t.name: latest_landing(context, raw_key(t)) for t in SOURCE_TABLES}
+        checked = [
+            t
+            for t in SOURCE_TABLES
+            if any(k.asset_key == processed_key(t.name) for k in selected_checks)
+        ]
+        outcomes = stored_processed_outcomes(engine, checked, landed, config.max_reject_rate)
+        yield from report_selected(context, Zone.PROCESSED, outcomes, selected_checks)
+        return
     args = [*lake.spark_args(), "--max-reject-rate", str(config.max_reject_rate)]
+    if len(names) < len(PROCESSED_TABLE_NAMES):
+        args += ["--tables", ",".join(names)]
     for result in spark.run_job(context=context, script=TRANSFORM_SCRIPT, args=args):
-        yield with_path(result) if isinstance(result, dg.MaterializeResult) else result
+        if isinstance(result, dg.MaterializeResult):
+            yield with_path(result)
+        elif dg.AssetCheckKey(result.asset_key, result.check_name) in selected_checks:
+            yield result
