@@ -18,8 +18,10 @@ from dagster_pyspark import LazyPySparkResource
 from car_rental_platform.assets.kpi import kpi_tables
 from car_rental_platform.assets.processed import processed_tables
 from car_rental_platform.assets.raw import raw_files
-from car_rental_platform.resources.local import local_resources
+from car_rental_platform.resources.local import export_bytes, local_resources
 from car_rental_platform.resources.spark import (
+    QUICK_JIT_MAX_INPUT_BYTES,
+    QUICK_JIT_OPTION,
     LocalSparkRunner,
     SparkJobError,
     cancelling_spark_on_interrupt,
@@ -95,6 +97,26 @@ def test_spark_submit_gets_the_session_configuration() -> None:
     assert given["spark.master"] == "local[*]"
     for key, value in SESSION_CONF.items():
         assert given[key] == value
+
+
+def test_small_inputs_run_on_the_quick_jit_and_large_or_unknown_ones_on_both_tiers(
+    tmp_path: Path,
+) -> None:
+    def java_options(input_bytes: int | None) -> list[str]:
+        config = local_spark_config(input_bytes=input_bytes)
+        return config["spark.driver.extraJavaOptions"].split()
+
+    assert QUICK_JIT_OPTION in java_options(0)
+    assert QUICK_JIT_OPTION in java_options(QUICK_JIT_MAX_INPUT_BYTES - 1)
+    assert QUICK_JIT_OPTION not in java_options(QUICK_JIT_MAX_INPUT_BYTES)
+    assert QUICK_JIT_OPTION not in java_options(None)
+    assert "-XX:-DontCompileHugeMethods" in java_options(0)
+
+    assert export_bytes(str(tmp_path / "none")) is None
+    (tmp_path / "users.csv").write_bytes(b"x" * 700)
+    (tmp_path / "rental_transactions_2024-03-01.csv").write_bytes(b"x" * 300)
+    (tmp_path / "notes.txt").write_bytes(b"x" * 5000)
+    assert export_bytes(str(tmp_path)) == 1000
 
 
 def test_a_failing_job_in_process_fails_the_asset_naming_the_job(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dagster_pyspark import LazyPySparkResource
@@ -15,6 +16,18 @@ from car_rental_platform.resources.spark import LocalSparkRunner, local_spark_co
 from car_rental_platform.settings import LocalSettings
 
 
+def export_bytes(source_dir: str) -> int | None:
+    """Bytes of the CSV exports in the landing folder (None if there is none yet).
+
+    Read when the code location loads, which every run worker does at the start of its run,
+    so the size is that of the data the run lands.
+    """
+    folder = Path(source_dir)
+    if not folder.is_dir():
+        return None
+    return sum(path.stat().st_size for path in folder.glob("*.csv") if path.is_file())
+
+
 def local_resources(settings: LocalSettings) -> dict[str, Any]:
     lake = LocalLake(root=settings.lake_root)
     engine = DuckDBQueryEngine(database=settings.database, database_path=settings.catalog_path)
@@ -23,7 +36,9 @@ def local_resources(settings: LocalSettings) -> dict[str, Any]:
         "lake": lake,
         "spark": LocalSparkRunner(
             mode=settings.spark_mode,
-            pyspark=LazyPySparkResource(spark_config=local_spark_config()),
+            pyspark=LazyPySparkResource(
+                spark_config=local_spark_config(input_bytes=export_bytes(settings.source_dir))
+            ),
         ),
         "catalog": DuckDBCatalog(database=settings.database, database_path=settings.catalog_path),
         "engine": engine,
