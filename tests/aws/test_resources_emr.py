@@ -33,10 +33,11 @@ import botocore.session
 import dagster as dg
 import pytest
 from botocore.stub import Stubber
+from dagster_aws.emr import EmrClusterState, EmrStepState
 from moto.core.exceptions import ServiceException
 from moto.emr import models as emr_models
 
-from car_rental_platform.aws_names import run_job_flow_request
+from car_rental_platform.aws_names import ACTIVE_STATES, run_job_flow_request
 from car_rental_platform.code_bundle import bootstrap_key, build_bundle
 from car_rental_platform.resources.aws import (
     EmrBootstrapAction,
@@ -47,7 +48,8 @@ from car_rental_platform.resources.aws import (
     EmrTimeoutError,
     S3Lake,
 )
-from car_rental_platform.resources.aws.emr_jobs import EmrJobs
+from car_rental_platform.resources.aws.emr_clusters import CLUSTER_ENDED_STATES
+from car_rental_platform.resources.aws.emr_jobs import STEP_DONE, STEP_FAILED_STATES, EmrJobs
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
 from tests.aws.support import (
     AwsEnv,
@@ -72,7 +74,7 @@ def bucket(aws_env: AwsEnv) -> str:
 def _runner(aws_env: AwsEnv, **settings: Any) -> EmrSparkRunner:
     return EmrSparkRunner(
         bucket=aws_env.bucket,
-        region=aws_env.region,
+        region_name=aws_env.region,
         endpoint_url=aws_env.endpoint_url,
         poll_interval_seconds=0,
         pipes_poll_interval_seconds=0,
@@ -115,7 +117,9 @@ def brand_metrics(
 def _materialize(
     aws_env: AwsEnv, runner: EmrSparkRunner, *assets: dg.AssetsDefinition
 ) -> dg.ExecuteInProcessResult:
-    lake = S3Lake(bucket=aws_env.bucket, region=aws_env.region, endpoint_url=aws_env.endpoint_url)
+    lake = S3Lake(
+        bucket=aws_env.bucket, region_name=aws_env.region, endpoint_url=aws_env.endpoint_url
+    )
     return dg.materialize(
         list(assets or [daily_metrics]),
         resources={"spark": runner, "lake": lake},
@@ -575,3 +579,14 @@ def test_throttling_is_retried(
 
     assert run.state == "COMPLETED"
     assert len(calls) >= 3
+
+
+def test_cluster_and_step_states_are_dagster_aws_enums() -> None:
+    """The shared ListClusters filter (aws_names, no Dagster import for the set-up scripts) and
+    the runner's ended states together are every EmrClusterState, without overlap."""
+    every_state = {state.value for state in EmrClusterState}
+    assert {"TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"} == CLUSTER_ENDED_STATES
+    assert set(ACTIVE_STATES) | CLUSTER_ENDED_STATES == every_state
+    assert not set(ACTIVE_STATES) & CLUSTER_ENDED_STATES
+    assert EmrStepState.Completed.value == STEP_DONE
+    assert {"FAILED", "CANCELLED", "INTERRUPTED"} == STEP_FAILED_STATES

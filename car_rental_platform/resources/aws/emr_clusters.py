@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.emr import EMR_CLUSTER_TERMINATED_STATES
 
 from car_rental_platform.aws_names import active_clusters, console_url, run_job_flow_request
 from car_rental_platform.code_bundle import bootstrap_uri, upload_bootstrap
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 
     from car_rental_platform.resources.aws.emr_runner import EmrSparkRunner
 
-CLUSTER_ENDED_STATES = frozenset({"TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"})
+CLUSTER_ENDED_STATES = frozenset(state.value for state in EMR_CLUSTER_TERMINATED_STATES)
+"""TERMINATING, TERMINATED, TERMINATED_WITH_ERRORS: dagster-aws's ``EmrClusterState`` values."""
 RUN_ID_TAG = "dagster-run-id"
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.emr import EmrStepState
 
 from car_rental_platform.aws_names import console_url
 from car_rental_platform.code_bundle import build_bundle, upload_bundle
@@ -32,8 +33,11 @@ if TYPE_CHECKING:
 
     from car_rental_platform.resources.aws.emr_runner import EmrSparkRunner
 
-STEP_DONE = "COMPLETED"
-STEP_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "INTERRUPTED"})
+STEP_DONE = EmrStepState.Completed.value
+STEP_FAILED_STATES = frozenset(
+    state.value for state in (EmrStepState.Failed, EmrStepState.Cancelled, EmrStepState.Interrupted)
+)
+"""Compared as EMR's strings: a step can also be CANCEL_PENDING, which ``EmrStepState`` lacks."""
 
 
 @dataclass(frozen=True)
