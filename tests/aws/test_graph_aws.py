@@ -58,7 +58,12 @@ from car_rental_platform.assets.catalog import CATALOGED, catalog_key
 from car_rental_platform.assets.kpi import KPI_CHECKS, kpi_key
 from car_rental_platform.assets.processed import PROCESSED_CHECKS
 from car_rental_platform.aws_names import run_job_flow_request
-from car_rental_platform.code_bundle import bootstrap_key, build_bundle
+from car_rental_platform.code_bundle import (
+    bootstrap_key,
+    bootstrap_keys,
+    build_bootstrap,
+    build_bundle,
+)
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.raw_records import land
 from car_rental_platform.resources.aws import aws_resources
@@ -606,7 +611,9 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     assert transform.cluster_id == kpis.cluster_id
     uploaded = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="scripts/")["Contents"]}
     code_keys = {f"scripts/{bundle.digest}/{name}" for name in bundle.files}
-    assert uploaded == code_keys | {bootstrap_key()}, "the bundle and the bootstrap script"
+    bootstrap_files = set(bootstrap_keys(build_bootstrap()).values())
+    assert bootstrap_key() in bootstrap_files
+    assert uploaded == code_keys | bootstrap_files, "the bundle, the bootstrap script, its wheels"
     emr = aws_env.client("emr")
     cluster = emr.describe_cluster(ClusterId=transform.cluster_id)["Cluster"]
     assert cluster["Name"] == f"car-rental-transient-{result.run_id[:8]}"

@@ -38,7 +38,13 @@ from moto.core.exceptions import ServiceException
 from moto.emr import models as emr_models
 
 from car_rental_platform.aws_names import ACTIVE_STATES, run_job_flow_request
-from car_rental_platform.code_bundle import bootstrap_key, build_bundle
+from car_rental_platform.code_bundle import (
+    bootstrap_key,
+    bootstrap_keys,
+    build_bootstrap,
+    build_bundle,
+    wheels_uri,
+)
 from car_rental_platform.resources.aws import (
     EmrBootstrapAction,
     EmrClusterError,
@@ -291,11 +297,18 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
     python_script = bootstrap_key()
     assert [(a["Name"], a["ScriptPath"], a["Args"]) for a in actions] == [
-        ("install-python3.11", f"s3://{bucket}/{python_script}", ["3.11"]),
+        (
+            "install-python3.11",
+            f"s3://{bucket}/{python_script}",
+            ["3.11", wheels_uri(bucket), aws_env.region],
+        ),
         ("python", f"s3://{bucket}/bootstrap/py.sh", ["3.11"]),
     ]
     script = aws_env.client("s3").get_object(Bucket=bucket, Key=python_script)["Body"].read()
     assert b"dnf install -y" in script
+    uploaded = aws_env.client("s3").list_objects_v2(Bucket=bucket, Prefix="scripts/bootstrap/")
+    keys = bootstrap_keys(build_bootstrap()).values()
+    assert sorted(item["Key"] for item in uploaded["Contents"]) == sorted(keys), "and its wheels"
 
 
 def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket: str) -> None:

@@ -97,6 +97,7 @@ class EmrClusters:
             idle_timeout_minutes=template.idle_timeout_minutes,
             install_python=template.python_bootstrap,
             scripts_prefix=self.settings.scripts_prefix,
+            region=self.region,
         )
         if template.core_market == "SPOT":
             for group in request["Instances"]["InstanceGroups"]:
