@@ -270,8 +270,13 @@ def run_job_flow_request(
     if install_python and bootstrap is not None:
         request["BootstrapActions"] = [bootstrap]
     if idle_timeout_minutes > 0:
-        request["AutoTerminationPolicy"] = {"IdleTimeout": idle_timeout_minutes * 60}
+        request["AutoTerminationPolicy"] = auto_termination_policy(idle_timeout_minutes)
     return request
+
+
+def auto_termination_policy(idle_timeout_minutes: int) -> dict[str, int]:
+    """EMR's ``AutoTerminationPolicy``: end the cluster after this long without work."""
+    return {"IdleTimeout": idle_timeout_minutes * 60}
 
 
 def active_clusters(emr: BaseClient, name: str) -> list[str]:

@@ -32,6 +32,8 @@ moto only knows the AWS managed policies it is told to load; loading all ~1,500 
 about two seconds per reset, so the server gets only those that ``infra_scripts.iam`` attaches.
 
 What moto 5.2 cannot emulate, and how the tests cope:
+- ``elasticmapreduce:PutAutoTerminationPolicy`` does not exist in moto: the server gets one
+  that keeps the policy on moto's cluster (``support.emulate_auto_termination``).
 - ``glue:UpdateCrawler`` and ``athena:UpdateWorkGroup`` are not implemented: drift is tested
   through the pure diff functions and ``--dry-run`` ("would update ..."), never applied.
 - bucket-policy conditions such as ``aws:SecureTransport`` are ignored, so the TLS-only deny
@@ -62,6 +64,7 @@ from tests.aws.support import (
     ScriptedCrawls,
     drive_crawls,
     drive_emr,
+    emulate_auto_termination,
 )
 
 REGION = "us-east-1"
@@ -101,6 +104,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         patch.setenv("AWS_ENDPOINT_URL", endpoint)
         patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         patch.setattr(models, "aws_managed_policies_data", _only_attached_managed_policies())
+        emulate_auto_termination(patch)
         # One werkzeug log line per request would bury a failing test's own output.
         patch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -356,6 +356,25 @@ def drive_emr(monkeypatch: pytest.MonkeyPatch) -> FakeEmr:
     return fake
 
 
+def emulate_auto_termination(patch: pytest.MonkeyPatch) -> None:
+    """Add PutAutoTerminationPolicy, which moto 5.2 lacks (it also ignores the policy given to
+    RunJobFlow): the policy is kept on moto's cluster as ``auto_termination_policy``."""
+    from moto.core.responses import EmptyResult
+    from moto.emr.responses import ElasticMapReduceResponse
+
+    def put_auto_termination_policy(response: ElasticMapReduceResponse) -> EmptyResult:
+        cluster = response.backend.clusters[response._get_param("ClusterId")]
+        cluster.auto_termination_policy = response._get_param("AutoTerminationPolicy")
+        return EmptyResult()
+
+    patch.setattr(
+        ElasticMapReduceResponse,
+        "put_auto_termination_policy",
+        put_auto_termination_policy,
+        raising=False,
+    )
+
+
 # --- Glue crawls (moto's crawlers start and stop but never crawl) ---------------------------
 
 CrawlEffect = Callable[[Any, Any], None]

@@ -287,6 +287,8 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     assert [app["Name"] for app in cluster["Applications"]] == ["Spark"]
     assert {"Key": "dagster-run-id", "Value": result.run_id} in cluster["Tags"]
     assert {"Key": "project", "Value": "car-rental"} in cluster["Tags"]
+    # The idle timeout is set on the launched, tagged cluster (see set_idle_timeout).
+    assert moto_emr_cluster(cluster_id).auto_termination_policy == {"IdleTimeout": 1800}
     emr = aws_env.client("emr")
     listed = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
     groups = {group["InstanceGroupType"]: group for group in listed}
@@ -309,6 +311,40 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     uploaded = aws_env.client("s3").list_objects_v2(Bucket=bucket, Prefix="scripts/bootstrap/")
     keys = bootstrap_keys(build_bootstrap()).values()
     assert sorted(item["Key"] for item in uploaded["Contents"]) == sorted(keys), "and its wheels"
+
+
+class AccessDenied(ServiceException):
+    code = "AccessDeniedException"
+
+
+@pytest.mark.filterwarnings("ignore:Exception\\(AccessDenied\\):UserWarning")
+def test_a_cluster_that_cannot_get_its_idle_timeout_is_terminated(
+    aws_env: AwsEnv, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launch request carries no auto-termination policy (IAM could not scope it there);
+    the policy follows at once, and a cluster refused it is not left running without it."""
+    jobs = _runner(aws_env, cluster_template=EmrClusterTemplate(python_bootstrap=False))
+    clusters = jobs.get_client().clusters
+    assert "AutoTerminationPolicy" not in clusters.transient_cluster_request(run_id="0123456789")
+
+    def refused(response: Any) -> Any:
+        raise AccessDenied("not authorized to perform: elasticmapreduce:PutAutoTerminationPolicy")
+
+    monkeypatch.setattr(
+        "moto.emr.responses.ElasticMapReduceResponse.put_auto_termination_policy", refused
+    )
+    with pytest.raises(EmrClusterError, match="30-minute idle auto-termination policy") as raised:
+        clusters.create_transient_cluster(run_id="0123456789", log=dg.get_dagster_logger())
+
+    assert "PutAutoTerminationPolicy" in str(raised.value)
+    cluster_id = raised.value.metadata["emr_cluster_id"].value
+    assert _cluster(aws_env, cluster_id)["Status"]["State"] in TERMINATED
+
+    without = _runner(aws_env, cluster_template=EmrClusterTemplate(idle_timeout_minutes=0))
+    cluster_id = without.get_client().clusters.create_transient_cluster(
+        run_id="0123456789", log=dg.get_dagster_logger()
+    )
+    assert _cluster(aws_env, cluster_id)["Status"]["State"] not in TERMINATED, "none asked for"
 
 
 def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket: str) -> None:
