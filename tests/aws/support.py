@@ -147,6 +147,11 @@ class StepCall:
         return decode_param(self.option("--dagster-pipes-messages"))
 
     @property
+    def spark_submit(self) -> list[str]:
+        """The spark-submit command, without the launcher that may run it (with_driver_log)."""
+        return self.args[self.args.index("spark-submit") :]
+
+    @property
     def job_args(self) -> list[str]:
         """The script's own arguments: after the script URI, before Pipes' bootstrap ones."""
         script = next(i for i, arg in enumerate(self.args) if arg.endswith(".py"))

@@ -591,14 +591,14 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     code = f"s3://{bucket}/scripts/{bundle.digest}"
     submit = ["spark-submit", "--deploy-mode", "client", "--py-files", f"{code}/deps.zip"]
     lake_args = ["--lake-root", f"s3://{bucket}", *LAKE_ARGS]
-    assert transform.args[:-4] == [
+    assert transform.spark_submit[:-4] == [
         *submit,
         f"{code}/transform_job.py",
         *lake_args,
         "--max-reject-rate",
         str(DEFAULT_MAX_REJECT_RATE),
     ]
-    assert kpis.args[:-4] == [
+    assert kpis.spark_submit[:-4] == [
         *submit,
         f"{code}/kpi_job.py",
         *lake_args,

@@ -55,8 +55,14 @@ from car_rental_platform.resources.aws import (
     S3Lake,
 )
 from car_rental_platform.resources.aws.emr_clusters import CLUSTER_ENDED_STATES
-from car_rental_platform.resources.aws.emr_jobs import STEP_DONE, STEP_FAILED_STATES, EmrJobs
+from car_rental_platform.resources.aws.emr_jobs import (
+    DRIVER_LOG_LAUNCHER,
+    STEP_DONE,
+    STEP_FAILED_STATES,
+    EmrJobs,
+)
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
+from spark_jobs.driver_log import DRIVER_LOG_PARAM, file_appender_config
 from tests.aws.support import (
     AwsEnv,
     FakeEmr,
@@ -156,7 +162,17 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
     digest = build_bundle(tmp_path).digest
     code = f"s3://{bucket}/scripts/{digest}"
     assert call.cluster_id == cluster_id
-    assert call.args[:-4] == [
+    folder = call.pipes_messages[DRIVER_LOG_PARAM].removesuffix("/driver.log")
+    assert folder.startswith("/tmp/car-rental-driver-")
+    assert call.args[: call.args.index("spark-submit")] == [
+        "bash",
+        "-c",
+        DRIVER_LOG_LAUNCHER,
+        "car-rental-driver-log",
+        f"{folder}/log4j2.properties",
+        file_appender_config(f"{folder}/driver.log"),
+    ]
+    assert call.spark_submit[:-4] == [
         "spark-submit",
         "--deploy-mode",
         "client",
@@ -210,6 +226,20 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
         assert isinstance(metadata[f"emr_step_{moment}_at"], dg.TimestampMetadataValue)
     assert metadata["emr_step_seconds"].value >= 0
     assert _cluster(aws_env, cluster_id)["Status"]["State"] not in TERMINATED
+
+
+def test_without_the_jvm_log_the_step_is_spark_submit_itself(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    fake_emr.outcomes.append(FakeEmr.succeed(("kpi/daily_metrics", ROWS)))
+
+    runner = _runner(aws_env, cluster_id=cluster_id, stream_driver_jvm_log=False)
+    assert _materialize(aws_env, runner).success
+
+    (call,) = fake_emr.steps
+    assert call.args[0] == "spark-submit"
+    assert DRIVER_LOG_PARAM not in call.pipes_messages
 
 
 def test_unchanged_code_is_not_uploaded_again(
