@@ -10,7 +10,10 @@ import subprocess
 import sys
 import venv
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,24 +91,38 @@ def test_zip_alone_is_enough_for_py_files(tmp_path: Path) -> None:
     assert all(line.startswith(str(bundle.deps_zip)) for line in result.stdout.splitlines())
 
 
+UPLOAD_EVENTS = (
+    "before-parameter-build.s3.PutObject",
+    "before-parameter-build.s3.CreateMultipartUpload",
+)
+
+
+@contextmanager
+def uploaded_keys(s3: Any) -> Iterator[list[str]]:
+    """The keys ``s3`` uploads (whole or multipart) inside the block, in order."""
+    keys: list[str] = []
+
+    def record(params: dict, **_: object) -> None:
+        keys.append(params["Key"])
+
+    for event in UPLOAD_EVENTS:
+        s3.meta.events.register(event, record)
+    try:
+        yield keys
+    finally:
+        for event in UPLOAD_EVENTS:
+            s3.meta.events.unregister(event, record)
+
+
 def test_second_upload_uploads_nothing(aws_env: AwsEnv, tmp_path: Path) -> None:
     s3 = aws_env.client("s3")
     s3.create_bucket(Bucket=aws_env.bucket)
     bundle = build_bundle(tmp_path)
-    puts: list[str] = []
 
-    def count(params: dict, **_: object) -> None:
-        puts.append(params["Key"])
-
-    s3.meta.events.register("before-parameter-build.s3.PutObject", count)
-    s3.meta.events.register("before-parameter-build.s3.CreateMultipartUpload", count)
-    try:
+    with uploaded_keys(s3) as puts:
         first = upload_bundle(s3, aws_env.bucket, bundle)
         uploaded = list(puts)
         second = upload_bundle(s3, aws_env.bucket, bundle)
-    finally:
-        s3.meta.events.unregister("before-parameter-build.s3.PutObject", count)
-        s3.meta.events.unregister("before-parameter-build.s3.CreateMultipartUpload", count)
 
     assert sorted(uploaded) == sorted(bundle_keys(bundle).values())
     assert puts == uploaded, "the second upload sent nothing"
@@ -203,20 +220,11 @@ def test_the_bootstrap_bundle_holds_the_pinned_wheels_and_its_digest_is_stable(
 def test_the_script_is_uploaded_after_its_wheels(aws_env: AwsEnv) -> None:
     s3 = aws_env.client("s3")
     s3.create_bucket(Bucket=aws_env.bucket)
-    order: list[str] = []
 
-    def record(params: dict, **_: object) -> None:
-        order.append(params["Key"])
-
-    s3.meta.events.register("before-parameter-build.s3.PutObject", record)
-    s3.meta.events.register("before-parameter-build.s3.CreateMultipartUpload", record)
-    try:
+    with uploaded_keys(s3) as order:
         upload_bootstrap(s3, aws_env.bucket)
         s3.delete_object(Bucket=aws_env.bucket, Key=bootstrap_key())  # an upload cut short
         upload_bootstrap(s3, aws_env.bucket)
-    finally:
-        s3.meta.events.unregister("before-parameter-build.s3.PutObject", record)
-        s3.meta.events.unregister("before-parameter-build.s3.CreateMultipartUpload", record)
 
     keys = list(bootstrap_keys(build_bootstrap()).values())
     assert order == keys + keys, "the whole folder again when its script is missing"
