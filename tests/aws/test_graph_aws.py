@@ -5,10 +5,10 @@ moto and a test bucket, with no EMR cluster setting (each run gets a transient c
 template) and EMR polling every 0 s; the crawl poll interval, which is no setting, is set to 0
 on the built catalog resource. What moto does, is done for real: the four CSV exports are
 objects under ``landing/``, the raw assets copy them to ``raw/``, the code bundle and the EMR
-bootstrap script are uploaded, the cluster is created with its bootstrap action and terminated
-at the end of the run, the steps are added, the Glue database and crawlers are created and
-started, the Athena queries run in the workgroup, and the IO manager writes Parquet under
-``analyses/`` and registers Glue tables.
+bootstrap script with its wheels are uploaded, the cluster is created with its bootstrap action,
+given its idle timeout and terminated at the end of the run, the steps are added, the Glue
+database and crawlers are created and started, the Athena queries run in the workgroup, and the
+IO manager writes Parquet under ``analyses/`` and registers Glue tables.
 
 Driven by the test, inside moto's in-process models (never in the code under test), because
 moto cannot do it:
