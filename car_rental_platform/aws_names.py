@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.client import BaseClient
 
-from car_rental_platform.code_bundle import bootstrap_uri
+from car_rental_platform.code_bundle import BOOTSTRAP_PYTHON, bootstrap_uri, wheels_uri
 from spark_jobs.contract import DATABASE, Zone
 
 # --- project, tags, roles ---------------------------------------------------------------
@@ -149,7 +149,7 @@ def crawler_differences(current: dict[str, Any], desired: dict[str, Any]) -> lis
 
 DEFAULT_RELEASE_LABEL = "emr-7.5.0"
 ACTIVE_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
-DEFAULT_PYSPARK_PYTHON = "/usr/bin/python3.11"
+DEFAULT_PYSPARK_PYTHON = f"/usr/bin/python{BOOTSTRAP_PYTHON}"
 """EMR 7's default ``python3`` is 3.9; dagster-pipes and ``contract.py`` (StrEnum) need 3.10+."""
 SYSTEM_PYTHON = re.compile(r"/usr/bin/python(?P<version>3\.\d+)")
 """An interpreter the bootstrap action can install: Amazon Linux's ``python3.X`` package."""
@@ -172,10 +172,16 @@ def console_url(region: str, cluster_id: str) -> str:
 
 
 def python_bootstrap_action(
-    bucket: str, pyspark_python: str | None, scripts_prefix: str = Zone.SCRIPTS.value
+    bucket: str,
+    pyspark_python: str | None,
+    scripts_prefix: str = Zone.SCRIPTS.value,
+    region: str | None = None,
 ) -> dict[str, Any] | None:
     """The bootstrap action installing ``pyspark_python`` on every node, if it is a system one.
 
+    Its arguments: the Python version, the S3 folder of the pinned wheels it installs offline
+    and, when known, the bucket's region (for the node's ``aws s3 cp``, which must not depend on
+    a default region or a redirect through another region's endpoint in a private subnet).
     None when PySpark keeps EMR's own interpreter, or is pointed at one the package manager
     cannot provide (e.g. a custom image's): there is nothing the script could install.
     """
@@ -183,9 +189,10 @@ def python_bootstrap_action(
     if match is None:
         return None
     version = match["version"]
+    args = [version, wheels_uri(bucket, scripts_prefix), *([region] if region else [])]
     return {
         "Name": f"install-python{version}",
-        "ScriptBootstrapAction": {"Path": bootstrap_uri(bucket, scripts_prefix), "Args": [version]},
+        "ScriptBootstrapAction": {"Path": bootstrap_uri(bucket, scripts_prefix), "Args": args},
     }
 
 
@@ -204,12 +211,14 @@ def run_job_flow_request(
     idle_timeout_minutes: int = 0,
     install_python: bool = True,
     scripts_prefix: str = Zone.SCRIPTS.value,
+    region: str | None = None,
 ) -> dict[str, Any]:
     """``run_job_flow`` arguments of the long-running cluster (pure, so tests can read them).
 
     With ``install_python`` (the default) every node first runs ``emr_bootstrap.sh`` from
-    ``s3://<bucket>/<scripts_prefix>/bootstrap/<digest>/`` to install ``pyspark_python``; the
-    script must be uploaded before the cluster starts (``upload_code``, or ``create``).
+    ``s3://<bucket>/<scripts_prefix>/bootstrap/<digest>/`` to install ``pyspark_python`` and the
+    pinned wheels beside it; the folder must be uploaded before the cluster starts
+    (``upload_code``, or ``create``). ``region`` is the bucket's (and the cluster's).
     """
     instances: dict[str, Any] = {
         "InstanceGroups": [
@@ -257,12 +266,17 @@ def run_job_flow_request(
                 "Configurations": [{"Classification": "export", "Properties": python_env}],
             }
         ]
-    bootstrap = python_bootstrap_action(bucket, pyspark_python, scripts_prefix)
+    bootstrap = python_bootstrap_action(bucket, pyspark_python, scripts_prefix, region)
     if install_python and bootstrap is not None:
         request["BootstrapActions"] = [bootstrap]
     if idle_timeout_minutes > 0:
-        request["AutoTerminationPolicy"] = {"IdleTimeout": idle_timeout_minutes * 60}
+        request["AutoTerminationPolicy"] = auto_termination_policy(idle_timeout_minutes)
     return request
+
+
+def auto_termination_policy(idle_timeout_minutes: int) -> dict[str, int]:
+    """EMR's ``AutoTerminationPolicy``: end the cluster after this long without work."""
+    return {"IdleTimeout": idle_timeout_minutes * 60}
 
 
 def active_clusters(emr: BaseClient, name: str) -> list[str]:

@@ -10,9 +10,9 @@ cluster carries the ``for-use-with-amazon-emr-managed-policies=true`` tag and mu
 a subnet (and VPC) carrying it too.
 
 PySpark runs on ``--pyspark-python`` (``/usr/bin/python3.11``), which EMR 7's Amazon Linux 2023
-does not install: every node runs the bootstrap action ``emr_bootstrap.sh`` that installs it
-(uploaded by ``create`` when missing, like ``upload_code`` does; ``--no-python-bootstrap`` for an
-image that has it already).
+does not install: every node runs the bootstrap action ``emr_bootstrap.sh`` that installs it and
+the jobs' pinned wheels, offline (uploaded by ``create`` when missing, like ``upload_code`` does;
+``--no-python-bootstrap`` for an image that has them already).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def add_name_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=DEFAULT_NAME, help="cluster name (default: %(default)s)")
 
 
-def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def request_from_args(args: argparse.Namespace, region: str | None = None) -> dict[str, Any]:
     return run_job_flow_request(
         name=args.name,
         bucket=args.bucket,
@@ -159,6 +159,7 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         idle_timeout_minutes=args.idle_timeout_minutes,
         install_python=args.install_python,
         scripts_prefix=args.scripts_prefix,
+        region=region,
     )
 
 
@@ -173,7 +174,7 @@ def run_create(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
             f"subnet {args.subnet_id} lacks the tag for-use-with-amazon-emr-managed-policies=true"
             " that AmazonEMRServicePolicy_v2 requires: the cluster will fail to start"
         )
-    request = request_from_args(args)
+    request = request_from_args(args, region=ctx.region)
     if request.get("BootstrapActions"):
         upload_code.ensure_bootstrap_script(
             ctx.client("s3"), plan, bucket=args.bucket, prefix=args.scripts_prefix

@@ -235,8 +235,8 @@ def dagster_runner_policy(
         ),
         # ListClusters has no resource type: it is how a cluster is found by name.
         allow("FindClusters", ["elasticmapreduce:ListClusters"], ["*"]),
-        # Steps are submitted, watched, cancelled; clusters priced and terminated: this
-        # project's only.
+        # Steps are submitted, watched, cancelled; clusters priced, given their idle
+        # auto-termination policy right after launch, and terminated: this project's only.
         allow(
             "OperateProjectClusters",
             [
@@ -245,6 +245,7 @@ def dagster_runner_policy(
                 "elasticmapreduce:ListInstanceGroups",
                 "elasticmapreduce:DescribeStep",
                 "elasticmapreduce:CancelSteps",
+                "elasticmapreduce:PutAutoTerminationPolicy",
                 "elasticmapreduce:TerminateJobFlows",
             ],
             [emr_cluster],
@@ -270,13 +271,6 @@ def dagster_runner_policy(
             ["elasticmapreduce:AddTags"],
             [emr_cluster],
             {"StringEquals": {request_tag_key: PROJECT}},
-        ),
-        # Transient clusters carry an idle auto-termination policy, set during RunJobFlow. The
-        # action knows no condition key usable at launch (the cluster has no tags yet to test).
-        allow(
-            "SetAutoTerminationOfClusters",
-            ["elasticmapreduce:PutAutoTerminationPolicy"],
-            [emr_cluster],
         ),
         # The first cluster of an account creates EMR's cleanup service-linked role.
         allow(

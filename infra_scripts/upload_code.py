@@ -3,8 +3,11 @@
     python -m infra_scripts.upload_code --region eu-west-1 --bucket my-lake [--dry-run]
 
 Also uploads the EMR bootstrap action ``emr_bootstrap.sh`` (it installs the Python PySpark runs
-on) to ``s3://BUCKET/scripts/bootstrap/<digest>/``. Uploads are content-addressed (see
-``code_bundle``): unchanged code uploads nothing.
+on, and the jobs' packages from the wheels pinned in ``emr_requirements.txt``) with those wheels
+to ``s3://BUCKET/scripts/bootstrap/<digest>/``. Uploads are content-addressed (see
+``code_bundle``): unchanged code uploads nothing. The wheels are downloaded (pip, from PyPI or
+the index pip is configured with) only when that folder is not in the bucket yet, once per pin
+set into ``~/.cache/car-rental-platform/emr-wheels/``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from pathlib import Path
 from botocore.client import BaseClient
 
 from car_rental_platform.code_bundle import (
-    BOOTSTRAP_SCRIPT,
+    bootstrap_folder,
     bootstrap_key,
     build_bundle,
     bundle_keys,
     missing_keys,
+    read_pins,
     s3_object_exists,
+    upload_bootstrap,
 )
 from infra_scripts.common import (
     AwsContext,
@@ -63,18 +68,23 @@ def run(args: argparse.Namespace, ctx: AwsContext, plan: Plan) -> None:
 
 
 def ensure_bootstrap_script(s3: BaseClient, plan: Plan, *, bucket: str, prefix: str) -> str:
-    """Upload the EMR bootstrap action unless that version is in S3; return its URI."""
+    """Upload the EMR bootstrap action and its wheels unless that version is in S3.
+
+    Returns the script's URI. A dry run downloads nothing: the folder's name is known from the
+    script and the pins alone.
+    """
     key = bootstrap_key(prefix)
     uri = f"s3://{bucket}/{key}"
     if s3_object_exists(s3, bucket, key):
         plan.ok("s3 code object", uri)
     else:
+        wheels = f"s3://{bucket}/{bootstrap_folder(prefix)}/wheels/"
         plan.change(
             "upload",
             "s3 code object",
             uri,
-            lambda: s3.upload_file(str(BOOTSTRAP_SCRIPT), bucket, key),
-            detail="EMR bootstrap action",
+            lambda: upload_bootstrap(s3, bucket, prefix=prefix),
+            detail=f"EMR bootstrap action, and {len(read_pins())} pinned wheels to {wheels}",
         )
     return uri
 

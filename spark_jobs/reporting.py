@@ -2,7 +2,8 @@
 
 A job launched by Dagster (locally as a subprocess, or as an EMR step) finds the Pipes
 bootstrap parameters in its environment or on its command line; run with plain
-``spark-submit`` it finds none and just logs.
+``spark-submit`` it finds none and just logs. On EMR the messages go to S3, with the driver
+JVM's log lines when the runner names their file (``spark_jobs.driver_log``).
 """
 
 from __future__ import annotations
@@ -96,10 +97,11 @@ def open_reporter() -> Iterator[Reporter]:
     messages = loader.load_messages_params()
     if "bucket" in messages:
         import boto3
-        from dagster_pipes import PipesS3MessageWriter
+
+        from spark_jobs.driver_log import DriverLogS3MessageWriter
 
         # The runner sends the bucket's region: EMR nodes have no default region configured.
         region = messages.get("region")
-        writer = PipesS3MessageWriter(client=boto3.client("s3", region_name=region))
+        writer = DriverLogS3MessageWriter(client=boto3.client("s3", region_name=region))
     with open_dagster_pipes(params_loader=loader, message_writer=writer) as context:
         yield PipesReporter(context)

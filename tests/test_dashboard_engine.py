@@ -33,7 +33,7 @@ def test_aws_engine_is_athena_with_the_deployments_settings(clean_env) -> None:
     clean_env.setenv("CAR_RENTAL_DATABASE", "rentals_prod")
     engine = build_engine()
     assert isinstance(engine, AthenaQueryEngine)
-    assert (engine.bucket, engine.region, engine.workgroup, engine.database) == (
+    assert (engine.bucket, engine.region_name, engine.workgroup, engine.database) == (
         "my-car-rental-lake",
         "eu-west-1",
         "analysts",

@@ -23,10 +23,17 @@ Reuse them in any test that talks to AWS through boto3:
     Records every AWS API call the platform's resources make (``support.AwsCalls``), through
     botocore's ``before-parameter-build`` event on the clients they get from ``aws_client``.
 
+``wheel_cache`` (session scope, automatic)
+    The EMR bootstrap's pinned wheels (``code_bundle.pinned_wheels``) are downloaded at most once
+    per pin set into the repository's ``.cache/emr-wheels/`` (gitignored), never into the user's
+    own cache: a clean checkout (CI) downloads them once, later runs not at all.
+
 moto only knows the AWS managed policies it is told to load; loading all ~1,500 of them costs
 about two seconds per reset, so the server gets only those that ``infra_scripts.iam`` attaches.
 
 What moto 5.2 cannot emulate, and how the tests cope:
+- ``elasticmapreduce:PutAutoTerminationPolicy`` does not exist in moto: the server gets one
+  that keeps the policy on moto's cluster (``support.emulate_auto_termination``).
 - ``glue:UpdateCrawler`` and ``athena:UpdateWorkGroup`` are not implemented: drift is tested
   through the pure diff functions and ``--dry-run`` ("would update ..."), never applied.
 - bucket-policy conditions such as ``aws:SecureTransport`` are ignored, so the TLS-only deny
@@ -42,10 +49,12 @@ import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from car_rental_platform import code_bundle
 from car_rental_platform.resources.aws import clients
 from infra_scripts.iam_roles import EMR_SERVICE_MANAGED_POLICY
 from tests.aws.support import (
@@ -55,9 +64,11 @@ from tests.aws.support import (
     ScriptedCrawls,
     drive_crawls,
     drive_emr,
+    emulate_auto_termination,
 )
 
 REGION = "us-east-1"
+WHEEL_CACHE = Path(__file__).parents[2] / ".cache" / "emr-wheels"
 ATTACHED_AWS_MANAGED_POLICIES = (EMR_SERVICE_MANAGED_POLICY.rsplit("/", 1)[-1],)
 
 
@@ -93,6 +104,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         patch.setenv("AWS_ENDPOINT_URL", endpoint)
         patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         patch.setattr(models, "aws_managed_policies_data", _only_attached_managed_policies())
+        emulate_auto_termination(patch)
         # One werkzeug log line per request would bury a failing test's own output.
         patch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -101,6 +113,13 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield endpoint
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wheel_cache() -> Iterator[Path]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(code_bundle, "WHEEL_CACHE", WHEEL_CACHE)
+        yield WHEEL_CACHE
 
 
 @pytest.fixture

@@ -314,9 +314,13 @@ OPERATIONS: dict[str, Operation] = {
                 "ServiceRole": EMR_SERVICE_ROLE,
                 "JobFlowRole": EMR_INSTANCE_PROFILE,
                 "Tags": [{"Key": PROJECT_TAG_KEY, "Value": PROJECT}],
-                "AutoTerminationPolicy": {"IdleTimeout": 1800},
             }
         ],
+    ),
+    "emr:PutAutoTerminationPolicy": Operation(
+        _emr_cluster("elasticmapreduce:PutAutoTerminationPolicy"),
+        "EmrClusters.set_idle_timeout, right after RunJobFlow (the cluster has its tags)",
+        [{**CLUSTER, "AutoTerminationPolicy": {"IdleTimeout": 1800}}],
     ),
     "emr:ListClusters": Operation(
         lambda p, w: [Request("elasticmapreduce:ListClusters", "*")],

@@ -147,6 +147,11 @@ class StepCall:
         return decode_param(self.option("--dagster-pipes-messages"))
 
     @property
+    def spark_submit(self) -> list[str]:
+        """The spark-submit command, without the launcher that may run it (with_driver_log)."""
+        return self.args[self.args.index("spark-submit") :]
+
+    @property
     def job_args(self) -> list[str]:
         """The script's own arguments: after the script URI, before Pipes' bootstrap ones."""
         script = next(i for i, arg in enumerate(self.args) if arg.endswith(".py"))
@@ -354,6 +359,25 @@ def drive_emr(monkeypatch: pytest.MonkeyPatch) -> FakeEmr:
     monkeypatch.setattr(ElasticMapReduceResponse, "cancel_steps", cancel_steps, raising=False)
     monkeypatch.setattr(emr_models.Step, "status", property(status_with_failure_details))
     return fake
+
+
+def emulate_auto_termination(patch: pytest.MonkeyPatch) -> None:
+    """Add PutAutoTerminationPolicy, which moto 5.2 lacks (it also ignores the policy given to
+    RunJobFlow): the policy is kept on moto's cluster as ``auto_termination_policy``."""
+    from moto.core.responses import EmptyResult
+    from moto.emr.responses import ElasticMapReduceResponse
+
+    def put_auto_termination_policy(response: ElasticMapReduceResponse) -> EmptyResult:
+        cluster = response.backend.clusters[response._get_param("ClusterId")]
+        cluster.auto_termination_policy = response._get_param("AutoTerminationPolicy")
+        return EmptyResult()
+
+    patch.setattr(
+        ElasticMapReduceResponse,
+        "put_auto_termination_policy",
+        put_auto_termination_policy,
+        raising=False,
+    )
 
 
 # --- Glue crawls (moto's crawlers start and stop but never crawl) ---------------------------

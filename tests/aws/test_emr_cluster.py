@@ -15,7 +15,13 @@ import subprocess
 import pytest
 
 from car_rental_platform import aws_names
-from car_rental_platform.code_bundle import BOOTSTRAP_SCRIPT, bootstrap_key
+from car_rental_platform.code_bundle import (
+    BOOTSTRAP_SCRIPT,
+    bootstrap_key,
+    bootstrap_keys,
+    build_bootstrap,
+    wheels_uri,
+)
 from infra_scripts import emr_cluster
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
 
@@ -57,8 +63,17 @@ def test_request_of_the_long_running_cluster() -> None:
     (bootstrap,) = request["BootstrapActions"]
     assert bootstrap == {
         "Name": "install-python3.11",
-        "ScriptBootstrapAction": {"Path": f"s3://my-lake/{bootstrap_key()}", "Args": ["3.11"]},
+        "ScriptBootstrapAction": {
+            "Path": f"s3://my-lake/{bootstrap_key()}",
+            "Args": ["3.11", wheels_uri("my-lake")],
+        },
     }
+    with_region = emr_cluster.run_job_flow_request(name="c", bucket="my-lake", region="eu-west-1")
+    assert with_region["BootstrapActions"][0]["ScriptBootstrapAction"]["Args"] == [
+        "3.11",
+        f"s3://my-lake/{bootstrap_key().rsplit('/', 1)[0]}/wheels/",
+        "eu-west-1",
+    ]
 
 
 def test_bootstrap_installs_the_interpreter_pyspark_is_pointed_at() -> None:
@@ -67,20 +82,26 @@ def test_bootstrap_installs_the_interpreter_pyspark_is_pointed_at() -> None:
         return request.get("BootstrapActions", [])
 
     (action,) = actions(pyspark_python="/usr/bin/python3.12", scripts_prefix="code/")
-    assert action["ScriptBootstrapAction"]["Args"] == ["3.12"]
+    assert action["ScriptBootstrapAction"]["Args"] == ["3.12", wheels_uri("b", "code/")]
     assert action["ScriptBootstrapAction"]["Path"] == f"s3://b/{bootstrap_key('code')}"
     assert actions(install_python=False) == []
     assert actions(pyspark_python=None) == [], "EMR's own python3: nothing to install"
     assert actions(pyspark_python="/opt/conda/bin/python") == [], "not a system package"
 
 
-def test_bootstrap_script_installs_python_and_boto3() -> None:
+def test_bootstrap_script_installs_python_and_boto3_from_the_wheels_only() -> None:
+    """The install itself runs offline in test_code_bundle.py; here what the script says."""
     script = BOOTSTRAP_SCRIPT.read_text()
     assert script.startswith("#!/bin/bash\n")
     assert "set -euo pipefail" in script
-    assert 'VERSION="${1:-3.11}"' in script
+    assert 'VERSION="${1:?$USAGE}"' in script
+    assert 'WHEELS_URI="${2:?$USAGE}"' in script
     assert 'sudo dnf install -y "python${VERSION}" "python${VERSION}-pip"' in script
-    assert 'sudo "python${VERSION}" -m pip install --quiet boto3' in script
+    assert 'aws s3 cp --recursive --only-show-errors ${REGION:+--region "$REGION"}' in script
+    assert '-m pip install --quiet --no-index --find-links "$WHEELS_DIR"' in script
+    assert '--require-hashes -r "$WHEELS_DIR/requirements.txt"' in script
+    pip_lines = [line for line in script.splitlines() if " pip install " in line]
+    assert all("--no-index" in line for line in pip_lines), "no install from an index"
     assert bootstrap_key().startswith("scripts/bootstrap/")
     assert bootstrap_key().endswith("/emr_bootstrap.sh")
 
@@ -101,7 +122,8 @@ def test_create_twice_gives_one_cluster(
     assert first_id == second_id
     script = f"s3://{bucket}/{bootstrap_key()}"
     assert changed_lines(out) == [
-        f"upload           s3 code object {script} (EMR bootstrap action)",
+        f"upload           s3 code object {script} (EMR bootstrap action, and 7 pinned wheels "
+        f"to {wheels_uri(bucket)})",
         "create           emr cluster car-rental-spark",
     ]
     assert unchanged_lines(out) == [
@@ -128,10 +150,13 @@ def test_create_twice_gives_one_cluster(
     assert (action["Name"], action["ScriptPath"], action["Args"]) == (
         "install-python3.11",
         script,
-        ["3.11"],
+        ["3.11", wheels_uri(bucket), aws_env.region],
     )
     body = aws_env.client("s3").get_object(Bucket=bucket, Key=bootstrap_key())["Body"].read()
     assert body == BOOTSTRAP_SCRIPT.read_bytes()
+    uploaded = aws_env.client("s3").list_objects_v2(Bucket=bucket, Prefix="scripts/bootstrap/")
+    keys = bootstrap_keys(build_bootstrap()).values()
+    assert sorted(item["Key"] for item in uploaded["Contents"]) == sorted(keys)
 
 
 def test_create_without_the_python_bootstrap(
@@ -177,7 +202,7 @@ def test_dry_run_creates_nothing(
     assert _create(aws_env, "--dry-run") == 0
     assert changed_lines(capsys.readouterr().out) == [
         f"would upload     s3 code object s3://{aws_env.bucket}/{bootstrap_key()} "
-        "(EMR bootstrap action)",
+        f"(EMR bootstrap action, and 7 pinned wheels to {wheels_uri(aws_env.bucket)})",
         "would create     emr cluster car-rental-spark",
     ]
     assert "Contents" not in aws_env.client("s3").list_objects_v2(Bucket=aws_env.bucket)

@@ -5,10 +5,10 @@ moto and a test bucket, with no EMR cluster setting (each run gets a transient c
 template) and EMR polling every 0 s; the crawl poll interval, which is no setting, is set to 0
 on the built catalog resource. What moto does, is done for real: the four CSV exports are
 objects under ``landing/``, the raw assets copy them to ``raw/``, the code bundle and the EMR
-bootstrap script are uploaded, the cluster is created with its bootstrap action and terminated
-at the end of the run, the steps are added, the Glue database and crawlers are created and
-started, the Athena queries run in the workgroup, and the IO manager writes Parquet under
-``analyses/`` and registers Glue tables.
+bootstrap script with its wheels are uploaded, the cluster is created with its bootstrap action,
+given its idle timeout and terminated at the end of the run, the steps are added, the Glue
+database and crawlers are created and started, the Athena queries run in the workgroup, and the
+IO manager writes Parquet under ``analyses/`` and registers Glue tables.
 
 Driven by the test, inside moto's in-process models (never in the code under test), because
 moto cannot do it:
@@ -58,7 +58,12 @@ from car_rental_platform.assets.catalog import CATALOGED, catalog_key
 from car_rental_platform.assets.kpi import KPI_CHECKS, kpi_key
 from car_rental_platform.assets.processed import PROCESSED_CHECKS
 from car_rental_platform.aws_names import run_job_flow_request
-from car_rental_platform.code_bundle import bootstrap_key, build_bundle
+from car_rental_platform.code_bundle import (
+    bootstrap_key,
+    bootstrap_keys,
+    build_bootstrap,
+    build_bundle,
+)
 from car_rental_platform.definitions import ASSETS
 from car_rental_platform.raw_records import land
 from car_rental_platform.resources.aws import aws_resources
@@ -586,14 +591,14 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     code = f"s3://{bucket}/scripts/{bundle.digest}"
     submit = ["spark-submit", "--deploy-mode", "client", "--py-files", f"{code}/deps.zip"]
     lake_args = ["--lake-root", f"s3://{bucket}", *LAKE_ARGS]
-    assert transform.args[:-4] == [
+    assert transform.spark_submit[:-4] == [
         *submit,
         f"{code}/transform_job.py",
         *lake_args,
         "--max-reject-rate",
         str(DEFAULT_MAX_REJECT_RATE),
     ]
-    assert kpis.args[:-4] == [
+    assert kpis.spark_submit[:-4] == [
         *submit,
         f"{code}/kpi_job.py",
         *lake_args,
@@ -606,7 +611,9 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     assert transform.cluster_id == kpis.cluster_id
     uploaded = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="scripts/")["Contents"]}
     code_keys = {f"scripts/{bundle.digest}/{name}" for name in bundle.files}
-    assert uploaded == code_keys | {bootstrap_key()}, "the bundle and the bootstrap script"
+    bootstrap_files = set(bootstrap_keys(build_bootstrap()).values())
+    assert bootstrap_key() in bootstrap_files
+    assert uploaded == code_keys | bootstrap_files, "the bundle, the bootstrap script, its wheels"
     emr = aws_env.client("emr")
     cluster = emr.describe_cluster(ClusterId=transform.cluster_id)["Cluster"]
     assert cluster["Name"] == f"car-rental-transient-{result.run_id[:8]}"

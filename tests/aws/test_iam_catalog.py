@@ -100,9 +100,9 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
         "condition key iam:PassedToService (StringLike) is not defined for "
         "iam:CreateServiceLinkedRole",
     ),
-    "tag key on an action that has none": (
+    "request tag key on an action that has none (PutAutoTerminationPolicy at launch)": (
         _broken(
-            "SetAutoTerminationOfClusters",
+            "OperateProjectClusters",
             Condition={"StringEquals": {"elasticmapreduce:RequestTag/project": "car-rental"}},
         ),
         "elasticmapreduce:RequestTag/project (StringEquals) is not defined for "
@@ -126,6 +126,29 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
         "elasticmapreduce:RunJobFlow needs iam:PassRole, which is not granted",
     ),
 }
+
+
+def test_put_auto_termination_policy_can_be_scoped_only_by_the_clusters_own_tags() -> None:
+    """Why the runner sets the idle timeout after RunJobFlow (EmrClusters.set_idle_timeout).
+
+    AWS defines no condition key on the action itself, so no request tag can limit it at
+    launch; its one (required) resource type, the cluster, defines the resource-tag keys, which
+    hold once the cluster exists with its tags. So the grant sits with the other tag-scoped
+    cluster actions, and nothing grants it unconditioned.
+    """
+    action = "elasticmapreduce:PutAutoTerminationPolicy"
+    assert iam_catalog.required_types(action) == {"cluster"}
+    assert iam_catalog.condition_keys(action, []) == []
+    assert set(iam_catalog.condition_keys(action, ["cluster"])) == {
+        "aws:ResourceTag/${TagKey}",
+        "elasticmapreduce:ResourceTag/${TagKey}",
+    }
+    (document,) = PRINCIPALS[iam_roles.DAGSTER_RUNNER_POLICY]
+    granting = [s for s in document["Statement"] if action in s["Action"]]
+    assert [s["Sid"] for s in granting] == ["OperateProjectClusters"]
+    assert granting[0]["Condition"] == {
+        "StringEquals": {"elasticmapreduce:ResourceTag/project": "car-rental"}
+    }
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

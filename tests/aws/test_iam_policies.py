@@ -182,15 +182,19 @@ def test_runner_operates_only_clusters_tagged_for_the_project() -> None:
 
 
 def test_runner_may_launch_clusters_the_way_emr_authorizes_run_job_flow() -> None:
-    """RunJobFlow with tags needs AddTags, with an auto-termination policy
-    PutAutoTerminationPolicy, and in a new account the cleanup service-linked role."""
+    """RunJobFlow with tags needs AddTags, and in a new account the cleanup service-linked
+    role; the idle timeout is set on the tagged cluster right after (PutAutoTerminationPolicy,
+    tag-scoped like the other cluster actions)."""
     by_sid = _runner_statements()
     tags = by_sid["TagProjectClusters"]
     assert tags["Action"] == ["elasticmapreduce:AddTags"]
     assert tags["Condition"] == {"StringEquals": {"elasticmapreduce:RequestTag/project": PROJECT}}
-    assert by_sid["SetAutoTerminationOfClusters"]["Action"] == [
-        "elasticmapreduce:PutAutoTerminationPolicy"
-    ]
+    operate = by_sid["OperateProjectClusters"]
+    assert "elasticmapreduce:PutAutoTerminationPolicy" in operate["Action"]
+    assert operate["Condition"] == {
+        "StringEquals": {"elasticmapreduce:ResourceTag/project": PROJECT}
+    }
+    assert "SetAutoTerminationOfClusters" not in by_sid, "no unconditioned grant"
     linked = by_sid["CreateEmrCleanupServiceLinkedRole"]
     assert linked["Action"] == ["iam:CreateServiceLinkedRole"]
     assert linked["Resource"] == [

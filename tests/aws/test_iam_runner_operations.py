@@ -136,6 +136,14 @@ def test_the_evaluator_refuses_what_the_policy_does_not_grant() -> None:
             {"elasticmapreduce:ResourceTag/project": "another-project"},
         ),
         Request("elasticmapreduce:RunJobFlow", "*"),
+        # Another team's cluster: no idle timeout that would end it (a way round the tag-scoped
+        # TerminateJobFlows), and none at launch either, where the new cluster has no tags yet.
+        Request(
+            "elasticmapreduce:PutAutoTerminationPolicy",
+            cluster,
+            {"elasticmapreduce:ResourceTag/project": "another-project"},
+        ),
+        Request("elasticmapreduce:PutAutoTerminationPolicy", cluster),
         Request("elasticmapreduce:AddTags", cluster, {"elasticmapreduce:RequestTag/project": "x"}),
         Request("glue:CreateCrawler", "*"),
         Request(
@@ -159,3 +167,19 @@ def test_the_evaluator_refuses_what_the_policy_does_not_grant() -> None:
         Request("athena:StartQueryExecution", EXAMPLE.arn("athena", "workgroup/primary")),
     ]
     assert [str(r) for r in refused if allowed(policy, r)] == []
+
+
+def test_a_launch_carrying_its_auto_termination_policy_would_be_refused() -> None:
+    """Why EmrClusters sets the idle timeout after RunJobFlow: inside the launch EMR authorizes
+    PutAutoTerminationPolicy on a cluster that has no tags yet, which the policy refuses."""
+    launch = {
+        **OPERATIONS["emr:RunJobFlow"].examples[0],
+        "AutoTerminationPolicy": {"IdleTimeout": 1800},
+    }
+    refused = [
+        (name, str(request)) for name, request in denied([("emr:RunJobFlow", launch)], EXAMPLE)
+    ]
+    new_cluster = EXAMPLE.arn("elasticmapreduce", "cluster/j-NEW")
+    assert refused == [
+        ("emr:RunJobFlow", f"elasticmapreduce:PutAutoTerminationPolicy on {new_cluster}")
+    ]

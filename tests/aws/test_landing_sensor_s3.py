@@ -33,7 +33,7 @@ def landing(aws_env: AwsEnv) -> S3Landing:
     return S3Landing(
         bucket=aws_env.bucket,
         prefix="landing/",
-        region=aws_env.region,
+        region_name=aws_env.region,
         endpoint_url=aws_env.endpoint_url,
     )
 

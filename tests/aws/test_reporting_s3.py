@@ -16,6 +16,7 @@ from dagster_pipes import (
     encode_param,
 )
 
+from spark_jobs.driver_log import DRIVER_LOG_PARAM
 from tests.aws.support import AwsEnv, object_bytes, object_keys
 
 OTHER_REGION = "eu-west-1"
@@ -105,3 +106,23 @@ def test_the_drivers_stdout_and_stderr_travel_as_pipes_messages_when_asked(
     }
     assert "Py4JJavaError: no rentals" in streamed["stderr"]
     assert "stage 3 of 7" in streamed["stdout"]
+
+
+def test_spark_log_lines_travel_as_pipes_messages_when_the_runner_names_their_file(
+    aws_env: AwsEnv, tmp_path: Path
+) -> None:
+    """The runner names the file its log4j2 appender writes (spark_jobs.driver_log)."""
+    folder = tmp_path / "car-rental-driver-abc"
+    folder.mkdir()
+    line = "25/01/31 10:00:00 WARN TaskSetManager: Lost task 0.0 in stage 3.0"
+    (folder / "driver.log").write_text(f"{line}\n")
+
+    _run_job(aws_env, region=aws_env.region, **{DRIVER_LOG_PARAM: str(folder / "driver.log")})
+
+    messages = _messages(aws_env.bucket)
+    streamed = [m["params"]["text"] for m in messages if m["method"] == "log_external_stream"]
+    assert streamed == [f"{line}\n"]
+    assert {"message": line, "level": "WARNING"} in [
+        m["params"] for m in messages if m["method"] == "log"
+    ]
+    assert not folder.exists()

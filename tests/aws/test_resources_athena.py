@@ -59,7 +59,7 @@ def bucket(aws_env: AwsEnv) -> str:
 def _engine(aws_env: AwsEnv, **settings: Any) -> AthenaQueryEngine:
     return AthenaQueryEngine(
         bucket=aws_env.bucket,
-        region=aws_env.region,
+        region_name=aws_env.region,
         endpoint_url=aws_env.endpoint_url,
         poll_interval_seconds=0,
         max_poll_interval_seconds=0,
@@ -314,7 +314,9 @@ def test_query_timeout_stops_the_query_and_says_how_long(
 
 
 def _lake(aws_env: AwsEnv) -> S3Lake:
-    return S3Lake(bucket=aws_env.bucket, region=aws_env.region, endpoint_url=aws_env.endpoint_url)
+    return S3Lake(
+        bucket=aws_env.bucket, region_name=aws_env.region, endpoint_url=aws_env.endpoint_url
+    )
 
 
 def _resources(aws_env: AwsEnv) -> dict[str, Any]:

@@ -33,11 +33,18 @@ import botocore.session
 import dagster as dg
 import pytest
 from botocore.stub import Stubber
+from dagster_aws.emr import EmrClusterState, EmrStepState
 from moto.core.exceptions import ServiceException
 from moto.emr import models as emr_models
 
-from car_rental_platform.aws_names import run_job_flow_request
-from car_rental_platform.code_bundle import bootstrap_key, build_bundle
+from car_rental_platform.aws_names import ACTIVE_STATES, run_job_flow_request
+from car_rental_platform.code_bundle import (
+    bootstrap_key,
+    bootstrap_keys,
+    build_bootstrap,
+    build_bundle,
+    wheels_uri,
+)
 from car_rental_platform.resources.aws import (
     EmrBootstrapAction,
     EmrClusterError,
@@ -47,8 +54,15 @@ from car_rental_platform.resources.aws import (
     EmrTimeoutError,
     S3Lake,
 )
-from car_rental_platform.resources.aws.emr_jobs import EmrJobs
+from car_rental_platform.resources.aws.emr_clusters import CLUSTER_ENDED_STATES
+from car_rental_platform.resources.aws.emr_jobs import (
+    DRIVER_LOG_LAUNCHER,
+    STEP_DONE,
+    STEP_FAILED_STATES,
+    EmrJobs,
+)
 from car_rental_platform.resources.spark import SPARK_JOBS_DIR
+from spark_jobs.driver_log import DRIVER_LOG_PARAM, file_appender_config
 from tests.aws.support import (
     AwsEnv,
     FakeEmr,
@@ -72,7 +86,7 @@ def bucket(aws_env: AwsEnv) -> str:
 def _runner(aws_env: AwsEnv, **settings: Any) -> EmrSparkRunner:
     return EmrSparkRunner(
         bucket=aws_env.bucket,
-        region=aws_env.region,
+        region_name=aws_env.region,
         endpoint_url=aws_env.endpoint_url,
         poll_interval_seconds=0,
         pipes_poll_interval_seconds=0,
@@ -115,7 +129,9 @@ def brand_metrics(
 def _materialize(
     aws_env: AwsEnv, runner: EmrSparkRunner, *assets: dg.AssetsDefinition
 ) -> dg.ExecuteInProcessResult:
-    lake = S3Lake(bucket=aws_env.bucket, region=aws_env.region, endpoint_url=aws_env.endpoint_url)
+    lake = S3Lake(
+        bucket=aws_env.bucket, region_name=aws_env.region, endpoint_url=aws_env.endpoint_url
+    )
     return dg.materialize(
         list(assets or [daily_metrics]),
         resources={"spark": runner, "lake": lake},
@@ -146,7 +162,17 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
     digest = build_bundle(tmp_path).digest
     code = f"s3://{bucket}/scripts/{digest}"
     assert call.cluster_id == cluster_id
-    assert call.args[:-4] == [
+    folder = call.pipes_messages[DRIVER_LOG_PARAM].removesuffix("/driver.log")
+    assert folder.startswith("/tmp/car-rental-driver-")
+    assert call.args[: call.args.index("spark-submit")] == [
+        "bash",
+        "-c",
+        DRIVER_LOG_LAUNCHER,
+        "car-rental-driver-log",
+        f"{folder}/log4j2.properties",
+        file_appender_config(f"{folder}/driver.log"),
+    ]
+    assert call.spark_submit[:-4] == [
         "spark-submit",
         "--deploy-mode",
         "client",
@@ -200,6 +226,20 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
         assert isinstance(metadata[f"emr_step_{moment}_at"], dg.TimestampMetadataValue)
     assert metadata["emr_step_seconds"].value >= 0
     assert _cluster(aws_env, cluster_id)["Status"]["State"] not in TERMINATED
+
+
+def test_without_the_jvm_log_the_step_is_spark_submit_itself(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    cluster_id = _long_running_cluster(aws_env)
+    fake_emr.outcomes.append(FakeEmr.succeed(("kpi/daily_metrics", ROWS)))
+
+    runner = _runner(aws_env, cluster_id=cluster_id, stream_driver_jvm_log=False)
+    assert _materialize(aws_env, runner).success
+
+    (call,) = fake_emr.steps
+    assert call.args[0] == "spark-submit"
+    assert DRIVER_LOG_PARAM not in call.pipes_messages
 
 
 def test_unchanged_code_is_not_uploaded_again(
@@ -277,6 +317,8 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     assert [app["Name"] for app in cluster["Applications"]] == ["Spark"]
     assert {"Key": "dagster-run-id", "Value": result.run_id} in cluster["Tags"]
     assert {"Key": "project", "Value": "car-rental"} in cluster["Tags"]
+    # The idle timeout is set on the launched, tagged cluster (see set_idle_timeout).
+    assert moto_emr_cluster(cluster_id).auto_termination_policy == {"IdleTimeout": 1800}
     emr = aws_env.client("emr")
     listed = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
     groups = {group["InstanceGroupType"]: group for group in listed}
@@ -287,11 +329,52 @@ def test_transient_cluster_from_the_template_serves_the_run_then_ends(
     actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
     python_script = bootstrap_key()
     assert [(a["Name"], a["ScriptPath"], a["Args"]) for a in actions] == [
-        ("install-python3.11", f"s3://{bucket}/{python_script}", ["3.11"]),
+        (
+            "install-python3.11",
+            f"s3://{bucket}/{python_script}",
+            ["3.11", wheels_uri(bucket), aws_env.region],
+        ),
         ("python", f"s3://{bucket}/bootstrap/py.sh", ["3.11"]),
     ]
     script = aws_env.client("s3").get_object(Bucket=bucket, Key=python_script)["Body"].read()
     assert b"dnf install -y" in script
+    uploaded = aws_env.client("s3").list_objects_v2(Bucket=bucket, Prefix="scripts/bootstrap/")
+    keys = bootstrap_keys(build_bootstrap()).values()
+    assert sorted(item["Key"] for item in uploaded["Contents"]) == sorted(keys), "and its wheels"
+
+
+class AccessDenied(ServiceException):
+    code = "AccessDeniedException"
+
+
+@pytest.mark.filterwarnings("ignore:Exception\\(AccessDenied\\):UserWarning")
+def test_a_cluster_that_cannot_get_its_idle_timeout_is_terminated(
+    aws_env: AwsEnv, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launch request carries no auto-termination policy (IAM could not scope it there);
+    the policy follows at once, and a cluster refused it is not left running without it."""
+    jobs = _runner(aws_env, cluster_template=EmrClusterTemplate(python_bootstrap=False))
+    clusters = jobs.get_client().clusters
+    assert "AutoTerminationPolicy" not in clusters.transient_cluster_request(run_id="0123456789")
+
+    def refused(response: Any) -> Any:
+        raise AccessDenied("not authorized to perform: elasticmapreduce:PutAutoTerminationPolicy")
+
+    monkeypatch.setattr(
+        "moto.emr.responses.ElasticMapReduceResponse.put_auto_termination_policy", refused
+    )
+    with pytest.raises(EmrClusterError, match="30-minute idle auto-termination policy") as raised:
+        clusters.create_transient_cluster(run_id="0123456789", log=dg.get_dagster_logger())
+
+    assert "PutAutoTerminationPolicy" in str(raised.value)
+    cluster_id = raised.value.metadata["emr_cluster_id"].value
+    assert _cluster(aws_env, cluster_id)["Status"]["State"] in TERMINATED
+
+    without = _runner(aws_env, cluster_template=EmrClusterTemplate(idle_timeout_minutes=0))
+    cluster_id = without.get_client().clusters.create_transient_cluster(
+        run_id="0123456789", log=dg.get_dagster_logger()
+    )
+    assert _cluster(aws_env, cluster_id)["Status"]["State"] not in TERMINATED, "none asked for"
 
 
 def test_transient_cluster_without_the_python_bootstrap(aws_env: AwsEnv, bucket: str) -> None:
@@ -575,3 +658,14 @@ def test_throttling_is_retried(
 
     assert run.state == "COMPLETED"
     assert len(calls) >= 3
+
+
+def test_cluster_and_step_states_are_dagster_aws_enums() -> None:
+    """The shared ListClusters filter (aws_names, no Dagster import for the set-up scripts) and
+    the runner's ended states together are every EmrClusterState, without overlap."""
+    every_state = {state.value for state in EmrClusterState}
+    assert {"TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"} == CLUSTER_ENDED_STATES
+    assert set(ACTIVE_STATES) | CLUSTER_ENDED_STATES == every_state
+    assert not set(ACTIVE_STATES) & CLUSTER_ENDED_STATES
+    assert EmrStepState.Completed.value == STEP_DONE
+    assert {"FAILED", "CANCELLED", "INTERRUPTED"} == STEP_FAILED_STATES

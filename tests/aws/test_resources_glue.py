@@ -34,7 +34,7 @@ DATABASE = "car_rental_db"
 
 def _catalog(aws_env: AwsEnv, **settings: Any) -> GlueCrawlerCatalog:
     return GlueCrawlerCatalog(
-        region=aws_env.region,
+        region_name=aws_env.region,
         endpoint_url=aws_env.endpoint_url,
         poll_interval_seconds=0,
         **settings,
@@ -42,7 +42,9 @@ def _catalog(aws_env: AwsEnv, **settings: Any) -> GlueCrawlerCatalog:
 
 
 def _lake(aws_env: AwsEnv) -> S3Lake:
-    return S3Lake(bucket=aws_env.bucket, region=aws_env.region, endpoint_url=aws_env.endpoint_url)
+    return S3Lake(
+        bucket=aws_env.bucket, region_name=aws_env.region, endpoint_url=aws_env.endpoint_url
+    )
 
 
 def _table(bucket: str, zone: str, name: str, **columns: str) -> dict[str, Any]:

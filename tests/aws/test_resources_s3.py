@@ -29,7 +29,9 @@ def _keys(aws_env: AwsEnv, prefix: str = "") -> list[str]:
 @pytest.fixture
 def lake(aws_env: AwsEnv) -> S3Lake:
     aws_env.client("s3").create_bucket(Bucket=aws_env.bucket)
-    return S3Lake(bucket=aws_env.bucket, region=aws_env.region, endpoint_url=aws_env.endpoint_url)
+    return S3Lake(
+        bucket=aws_env.bucket, region_name=aws_env.region, endpoint_url=aws_env.endpoint_url
+    )
 
 
 def test_root_and_spark_arguments_name_the_bucket(lake: S3Lake) -> None:
@@ -118,7 +120,7 @@ def test_zone_prefixes_are_settings(aws_env: AwsEnv) -> None:
         bucket=aws_env.bucket,
         endpoint_url=aws_env.endpoint_url,
         kpi_prefix="gold",
-        region="us-east-1",
+        region_name="us-east-1",
     )
     lake.write_bytes(_parquet(), "gold/daily_metrics/part-0.parquet")
     assert lake.list_tables(Zone.KPI) == ["daily_metrics"]
@@ -131,7 +133,7 @@ def landing(aws_env: AwsEnv) -> S3Landing:
     return S3Landing(
         bucket=aws_env.bucket,
         prefix="landing",
-        region=aws_env.region,
+        region_name=aws_env.region,
         endpoint_url=aws_env.endpoint_url,
     )
 

@@ -1,11 +1,13 @@
 """aws_resources(): the aws deployment's resource dictionary and where its settings come from."""
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pydantic
 import pytest
+from dagster_aws.utils import ResourceWithBoto3Configuration
 
 from car_rental_platform.resources.aws import (
     SETTINGS,
@@ -42,7 +44,7 @@ def probe(
 ) -> dict[str, Any]:
     return {
         "bucket": lake.bucket,
-        "region": lake.region,
+        "region": lake.region_name,
         "prefix": landing.prefix,
         "cluster_id": spark.cluster_id,
         "cluster_name": spark.cluster_name,
@@ -178,3 +180,29 @@ def test_a_setting_out_of_bounds_fails_when_the_resource_is_built_naming_the_fie
     required = {"bucket": "b"} if resource is not EmrClusterTemplate else {}
     with pytest.raises(pydantic.ValidationError, match=field):
         resource(**required, **{field: value})
+
+
+def test_every_aws_resource_connects_through_dagster_aws_boto3_settings(
+    aws_env: AwsEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dagster-aws's configuration class, our retry budget, botocore's standard retry mode."""
+    for resource in (S3Lake, S3Landing, EmrSparkRunner, GlueCrawlerCatalog, AthenaQueryEngine):
+        assert issubclass(resource, ResourceWithBoto3Configuration)
+    lake = S3Lake(bucket="b", region_name="eu-west-1", endpoint_url=aws_env.endpoint_url)
+
+    client = lake.get_client()
+
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.endpoint_url == aws_env.endpoint_url
+    # botocore's max_attempts counts retries: 8 of them after the first call.
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 9}
+    assert lake.get_client() is client, "one client per settings, shared"
+    retries = S3Lake(bucket="b", max_attempts=3).get_client().meta.config.retries
+    assert retries == {"mode": "standard", "total_max_attempts": 4}
+    config = tmp_path / "aws-config"
+    config.write_text("[profile analytics]\nregion = ap-south-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # it would win over the profile's region
+    assert S3Lake(bucket="b", profile_name="analytics").get_client().meta.region_name == (
+        "ap-south-1"
+    )

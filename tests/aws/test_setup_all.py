@@ -19,7 +19,7 @@ from car_rental_platform.aws_names import (
     crawler_names,
     role_arn,
 )
-from car_rental_platform.code_bundle import DEPS_ZIP_NAME, bootstrap_key
+from car_rental_platform.code_bundle import DEPS_ZIP_NAME, bootstrap_keys, build_bootstrap
 from infra_scripts import iam_documents, iam_policies, iam_roles, setup_all
 from spark_jobs.contract import DATABASE, Zone
 from tests.aws.support import AwsEnv, changed_lines, unchanged_lines
@@ -66,7 +66,9 @@ def test_resources_have_the_declared_settings(
     assert {f"{zone.value}/" for zone in Zone} <= keys
     code = [k for k in keys if k.startswith("scripts/") and k != "scripts/"]
     bootstrap = [k for k in code if k.startswith("scripts/bootstrap/")]
-    assert bootstrap == [bootstrap_key()], "the EMR bootstrap action, on its own digest"
+    assert sorted(bootstrap) == sorted(bootstrap_keys(build_bootstrap()).values()), (
+        "the EMR bootstrap action and its wheels, on their own digest"
+    )
     bundle = [k for k in code if k not in bootstrap]
     assert {k.rsplit("/", 1)[-1] for k in bundle} >= {DEPS_ZIP_NAME, "contract.py"}
     assert len({k.split("/")[1] for k in bundle}) == 1, "one digest folder"

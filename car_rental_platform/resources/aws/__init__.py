@@ -104,7 +104,7 @@ def aws_resources(
     connection: dict[str, Any] = {
         k: v
         for k, v in {
-            "region": pick("CAR_RENTAL_AWS_REGION"),
+            "region_name": pick("CAR_RENTAL_AWS_REGION"),
             "endpoint_url": pick("CAR_RENTAL_AWS_ENDPOINT_URL"),
         }.items()
         if v is not None

@@ -1,10 +1,13 @@
 """boto3 clients for the AWS resources, and the small helpers every waiter shares.
 
-Credentials come only from boto3's default chain (environment, profile, instance or task role).
-Throttling (``ThrottlingException``, ``RequestLimitExceeded``, ``TooManyRequestsException``,
-S3's ``SlowDown``, ...) and transient 5xx errors are retried by botocore itself in its
-``standard`` retry mode, with exponential backoff and jitter, up to ``max_attempts`` calls: one
-policy for every call of every resource, including the polling loops.
+Where the calls go (region, endpoint, profile, retry budget) is dagster-aws's own boto3
+configuration, ``ResourceWithBoto3Configuration``, mixed into every AWS resource. Credentials
+come from boto3's default chain (environment, profile, instance or task role): the deployment
+never sets the base class's key fields. Throttling (``ThrottlingException``,
+``RequestLimitExceeded``, ``TooManyRequestsException``, S3's ``SlowDown``, ...) and transient
+5xx errors are retried by botocore itself in its ``standard`` retry mode (dagster-aws's retry
+configuration), with exponential backoff and jitter, up to ``max_attempts`` times after the
+first call: one policy for every call of every resource, including the polling loops.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from urllib.parse import urlparse
 
 import boto3
 import dagster as dg
-from botocore.config import Config
 from botocore.exceptions import ClientError
+from dagster_aws.utils import ResourceWithBoto3Configuration, construct_boto_client_retry_config
 from pydantic import Field
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -29,42 +32,69 @@ Log = dg.DagsterLogManager | logging.Logger
 """Where the resources log: the run's log, or a plain logger outside a run."""
 
 
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything a client is built from (hashable: clients are cached by it)."""
+
+    region_name: str | None = None
+    endpoint_url: str | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    profile_name: str | None = None
+    use_ssl: bool = True
+    verify: bool | None = True
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+
+
 @functools.cache
-def aws_client(
-    service: str,
-    region: str | None = None,
-    endpoint_url: str | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-) -> Any:
-    """One client per service, region, endpoint and retry budget for the whole process.
+def aws_client(service: str, settings: ClientSettings = ClientSettings()) -> Any:
+    """One client per service and settings for the whole process.
 
     Clients are thread-safe and refresh role credentials themselves, while building one parses
-    the service model (about 0.1 s), so they are shared. ``region=None`` means boto3's default.
+    the service model (about 0.1 s), so they are shared. ``region_name=None`` means boto3's
+    default.
     """
-    session = boto3.session.Session(region_name=region)
-    config = Config(retries={"mode": "standard", "max_attempts": max_attempts})
-    return session.client(service, endpoint_url=endpoint_url, config=config)
-
-
-class AwsConnection(dg.ConfigurableResource):
-    """Where the AWS calls go. Mixed into every AWS resource; credentials are never settings."""
-
-    region: str | None = Field(
-        default=None,
-        description="AWS region, e.g. eu-west-1; unset means boto3's default (AWS_REGION).",
+    session = boto3.session.Session(
+        profile_name=settings.profile_name, region_name=settings.region_name
     )
-    endpoint_url: str | None = Field(
-        default=None,
-        description="Send every AWS call to this endpoint instead of AWS (only tests set it).",
+    return session.client(
+        service,
+        endpoint_url=settings.endpoint_url,
+        use_ssl=settings.use_ssl,
+        verify=settings.verify,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        aws_session_token=settings.aws_session_token,
+        config=construct_boto_client_retry_config(settings.max_attempts),
     )
+
+
+class AwsConnection(ResourceWithBoto3Configuration):
+    """Where the AWS calls go: dagster-aws's boto3 settings, with a larger retry budget."""
+
     max_attempts: int = Field(
         default=DEFAULT_MAX_ATTEMPTS,
         ge=1,
-        description="Attempts per AWS call (>= 1), retries of throttling and 5xx errors included.",
+        description="Retries (>= 1) of an AWS call after its first attempt, on throttling and 5xx "
+        "errors (botocore's max_attempts: 8 means at most 9 calls).",
     )
 
     def aws_client(self, service: str) -> Any:
-        return aws_client(service, self.region, self.endpoint_url, self.max_attempts)
+        return aws_client(
+            service,
+            ClientSettings(
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                max_attempts=self.max_attempts,
+                profile_name=self.profile_name,
+                use_ssl=self.use_ssl,
+                verify=self.verify,
+                aws_access_key_id=self.aws_access_key_id,
+                aws_secret_access_key=self.aws_secret_access_key,
+                aws_session_token=self.aws_session_token,
+            ),
+        )
 
 
 def error_code(error: ClientError) -> str:

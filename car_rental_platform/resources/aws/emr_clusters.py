@@ -8,8 +8,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.emr import EMR_CLUSTER_TERMINATED_STATES
 
-from car_rental_platform.aws_names import active_clusters, console_url, run_job_flow_request
+from car_rental_platform.aws_names import (
+    active_clusters,
+    auto_termination_policy,
+    console_url,
+    run_job_flow_request,
+)
 from car_rental_platform.code_bundle import bootstrap_uri, upload_bootstrap
 from car_rental_platform.resources.aws.clients import Log
 from car_rental_platform.resources.aws.emr_config import parse_prices
@@ -22,7 +28,8 @@ if TYPE_CHECKING:
 
     from car_rental_platform.resources.aws.emr_runner import EmrSparkRunner
 
-CLUSTER_ENDED_STATES = frozenset({"TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"})
+CLUSTER_ENDED_STATES = frozenset(state.value for state in EMR_CLUSTER_TERMINATED_STATES)
+"""TERMINATING, TERMINATED, TERMINATED_WITH_ERRORS: dagster-aws's ``EmrClusterState`` values."""
 RUN_ID_TAG = "dagster-run-id"
 
 
@@ -92,9 +99,11 @@ class EmrClusters:
             subnet_id=template.subnet_id,
             key_name=template.key_name,
             pyspark_python=template.pyspark_python,
-            idle_timeout_minutes=template.idle_timeout_minutes,
+            # Set right after the launch instead (set_idle_timeout): see there.
+            idle_timeout_minutes=0,
             install_python=template.python_bootstrap,
             scripts_prefix=self.settings.scripts_prefix,
+            region=self.region,
         )
         if template.core_market == "SPOT":
             for group in request["Instances"]["InstanceGroups"]:
@@ -128,7 +137,34 @@ class EmrClusters:
             f"created transient EMR cluster {cluster_id} ({request['Name']}) for run {run_id}: "
             f"{console_url(self.region, cluster_id)}"
         )
+        self.set_idle_timeout(cluster_id=cluster_id, log=log)
         return cluster_id
+
+    def set_idle_timeout(self, *, cluster_id: str, log: Log) -> None:
+        """Give the new cluster its idle auto-termination policy, or terminate it.
+
+        Set after RunJobFlow rather than in it: then EMR authorizes PutAutoTerminationPolicy on
+        a cluster that exists and carries the project tag, so the runner's policy can scope it
+        to the project's clusters (elasticmapreduce:ResourceTag/project), as it does every other
+        cluster action. Inside RunJobFlow the cluster has no tags yet to test, and the action
+        defines no request-tag key. Unscoped, the grant would let the runner give any cluster in
+        the account a one-minute idle timeout: a way round the tag-scoped TerminateJobFlows.
+        A cluster that cannot get its safety net is not left running without one.
+        """
+        minutes = self.settings.cluster_template.idle_timeout_minutes
+        if minutes <= 0:
+            return
+        try:
+            self.emr.put_auto_termination_policy(
+                ClusterId=cluster_id, AutoTerminationPolicy=auto_termination_policy(minutes)
+            )
+        except (ClientError, BotoCoreError) as error:
+            self.terminate(cluster_id=cluster_id, log=log)
+            raise EmrClusterError(
+                description=f"could not give transient EMR cluster {cluster_id} its "
+                f"{minutes}-minute idle auto-termination policy, so it was terminated: {error}",
+                metadata={"emr_cluster_id": cluster_id},
+            ) from error
 
     def cluster_cost(self, *, cluster_id: str) -> ClusterCost:
         """Instance hours EMR reports, and the price of the cluster's instances since it started."""

@@ -64,7 +64,8 @@ class EmrClusterTemplate(dg.Config):
     idle_timeout_minutes: int = Field(
         default=30,
         description="EMR terminates the cluster after this long without steps, should Dagster "
-        "never get to (e.g. its process was killed); 0 disables. Minimum 1 minute.",
+        "never get to (e.g. its process was killed); 0 disables. Minimum 1 minute. Set right "
+        "after the launch; a cluster refused it is terminated.",
     )
 
 

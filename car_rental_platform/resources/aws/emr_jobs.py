@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.emr import EmrStepState
 
 from car_rental_platform.aws_names import console_url
 from car_rental_platform.code_bundle import build_bundle, upload_bundle
@@ -25,6 +26,7 @@ from car_rental_platform.resources.aws.emr_step_logs import (
     step_logs_url,
 )
 from car_rental_platform.resources.aws.errors import EmrStepError, EmrTimeoutError
+from spark_jobs.driver_log import CONFIG_NAME, LOG_NAME, file_appender_config
 
 if TYPE_CHECKING:
     from mypy_boto3_emr import EMRClient
@@ -32,8 +34,29 @@ if TYPE_CHECKING:
 
     from car_rental_platform.resources.aws.emr_runner import EmrSparkRunner
 
-STEP_DONE = "COMPLETED"
-STEP_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "INTERRUPTED"})
+DRIVER_LOG_LAUNCHER = """set -e
+config="$1"; shift
+mkdir -p "$(dirname "$config")"
+printf '%s\\n' "$1" > "$config"; shift
+spark_log4j="${SPARK_CONF_DIR:-/etc/spark/conf}/log4j2.properties"
+if [ -f "$spark_log4j" ]; then export LOG4J_CONFIGURATION_FILE="$spark_log4j,$config"; fi
+exec "$@"
+"""
+"""``bash -c`` script around ``spark-submit``: ``CONFIG_PATH CONFIG_TEXT COMMAND...``.
+
+It writes the step's log4j2 configuration and lists it after Spark's own in log4j2's
+``LOG4J_CONFIGURATION_FILE`` (a composite configuration: Spark's appenders and levels stay),
+then becomes the command. An environment variable rather than ``--driver-java-options``, which
+would replace EMR's ``spark.driver.extraJavaOptions``. Without Spark's file there is nothing to
+add to, and the command runs unchanged.
+"""
+DRIVER_LOG_STEP_NAME = "car-rental-driver-log"
+"""``$0`` of the script (what ``ps`` shows)."""
+STEP_DONE = EmrStepState.Completed.value
+STEP_FAILED_STATES = frozenset(
+    state.value for state in (EmrStepState.Failed, EmrStepState.Cancelled, EmrStepState.Interrupted)
+)
+"""Compared as EMR's strings: a step can also be CANCEL_PENDING, which ``EmrStepState`` lacks."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +110,14 @@ class EmrJobs:
             script_uri,
             *args,
         ]
+
+    @staticmethod
+    def with_driver_log(args: Sequence[str], *, folder: str) -> list[str]:
+        """``args`` (a spark-submit command) run so the driver JVM also logs to
+        ``<folder>/driver.log`` (``DRIVER_LOG_LAUNCHER``, ``spark_jobs.driver_log``)."""
+        config = file_appender_config(f"{folder}/{LOG_NAME}")
+        launch = ["bash", "-c", DRIVER_LOG_LAUNCHER, DRIVER_LOG_STEP_NAME]
+        return [*launch, f"{folder}/{CONFIG_NAME}", config, *args]
 
     # --- steps --------------------------------------------------------------------------
 

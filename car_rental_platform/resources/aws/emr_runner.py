@@ -18,13 +18,16 @@ Each job uploads the content-addressed code bundle (unchanged code is not upload
 submits one ``command-runner.jar`` step running ``spark-submit --deploy-mode client``, passes the
 Pipes bootstrap parameters on the step's command line (the jobs read them with
 ``PipesCliArgsParamsLoader``) and reads the jobs' messages from
-``s3://<bucket>/dagster_pipes/<run_id>/...``. Unlike dagster-aws's ``PipesEMRClient`` the wait
+``s3://<bucket>/dagster_pipes/<run_id>/...``: the driver's stdout and stderr, and (under a small
+``bash`` launcher that adds a log4j2 file appender, ``EmrJobs.with_driver_log``) Spark's own log
+lines, arrive with them every few seconds. Unlike dagster-aws's ``PipesEMRClient`` the wait
 has no fixed ceiling: interval and timeout are settings.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -41,19 +44,24 @@ from car_rental_platform.resources.aws.emr_jobs import EmrJobs
 from car_rental_platform.resources.aws.errors import EmrTimeoutError
 from car_rental_platform.resources.spark import PipesResult, SparkRunner, with_metadata
 from spark_jobs.contract import Zone
+from spark_jobs.driver_log import DRIVER_LOG_PARAM, LOG_NAME, driver_log_folder
 
 
 class RunScopedS3MessageReader(PipesS3MessageReader):
     """``PipesS3MessageReader`` whose chunks live under a fixed prefix (one per run).
 
     The parameters also carry the bucket's ``region``, for the job's S3 client
-    (``spark_jobs.reporting``): boto3 on an EMR node has no default region.
+    (``spark_jobs.reporting``): boto3 on an EMR node has no default region; and, when the driver
+    JVM logs to a file too, that file, which the job forwards (``spark_jobs.driver_log``).
     """
 
-    def __init__(self, *, key_prefix: str, region: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, key_prefix: str, region: str, driver_log: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._key_prefix = key_prefix.strip("/")
         self._region = region
+        self._driver_log = driver_log
 
     @contextmanager
     def get_params(self) -> Iterator[dict[str, Any]]:
@@ -62,6 +70,7 @@ class RunScopedS3MessageReader(PipesS3MessageReader):
                 **params,
                 "key_prefix": f"{self._key_prefix}/{params['key_prefix']}",
                 "region": self._region,
+                **({DRIVER_LOG_PARAM: self._driver_log} if self._driver_log else {}),
             }
 
 
@@ -110,6 +119,12 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
         description="Send the job driver's stdout/stderr with the Pipes messages (every few "
         "seconds) to the run's logs, instead of only EMR's step logs, which reach S3 minutes late.",
     )
+    stream_driver_jvm_log: bool = Field(
+        default=True,
+        description="Send Spark's own log lines (the driver JVM's log4j output) with the Pipes "
+        "messages too: the step runs spark-submit under bash with a log4j2 file appender added "
+        "to Spark's configuration; WARN and ERROR events also reach the run's event log.",
+    )
     failure_log_wait_seconds: float = Field(
         default=120.0,
         ge=0,
@@ -152,12 +167,16 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
             known = sorted(name for name in code if name != DEPS_ZIP_NAME)
             raise ValueError(f"no spark_jobs script {script!r}; scripts: {known}")
         cluster_id = self._cluster_for(context, jobs)
+        driver_log = (
+            driver_log_folder(uuid.uuid4().hex[:12]) if self.stream_driver_jvm_log else None
+        )
         reader = RunScopedS3MessageReader(
             bucket=self.bucket,
             client=jobs.s3,
             interval=self.pipes_poll_interval_seconds,
             key_prefix=f"{self.pipes_prefix}/{context.run_id}",
             region=jobs.region,
+            driver_log=f"{driver_log}/{LOG_NAME}" if driver_log else None,
             include_stdio_in_messages=self.stream_driver_output,
         )
         with dg.open_pipes_session(
@@ -171,6 +190,8 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
             step_args = jobs.spark_submit_args(
                 script_uri=code[script], deps_uri=code[DEPS_ZIP_NAME], args=[*args, *pipes_args]
             )
+            if driver_log:
+                step_args = jobs.with_driver_log(step_args, folder=driver_log)
             step_id = jobs.submit_step(
                 cluster_id=cluster_id, name=f"{script} run {context.run_id[:8]}", args=step_args
             )
