@@ -24,6 +24,7 @@ Assets are materialized for real with ``dg.materialize``: about 2 s a run, mostl
 Pipes reader polling S3 once a second.
 """
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,6 +227,30 @@ def test_existing_cluster_runs_the_job_as_a_spark_submit_step(
         assert isinstance(metadata[f"emr_step_{moment}_at"], dg.TimestampMetadataValue)
     assert metadata["emr_step_seconds"].value >= 0
     assert _cluster(aws_env, cluster_id)["Status"]["State"] not in TERMINATED
+
+
+def test_step_arguments_meet_emrs_published_constraints(
+    aws_env: AwsEnv, bucket: str, fake_emr: FakeEmr
+) -> None:
+    """Each argument within AWS's model of HadoopJarStepConfig.Args (XmlString: its length and
+    characters; newlines are allowed), which botocore does not check before sending."""
+    cluster_id = _long_running_cluster(aws_env)
+    fake_emr.outcomes.append(FakeEmr.succeed(("kpi/daily_metrics", ROWS)))
+    assert _materialize(aws_env, _runner(aws_env, cluster_id=cluster_id)).success
+
+    model = botocore.session.get_session().get_service_model("emr")
+    argument = model.shape_for("HadoopJarStepConfig").members["Args"].member
+    # The model's pattern is written in UTF-16 (Java): its surrogate-pair range
+    # \uD800\uDC00-\uDBFF\uDFFF is the code points U+10000 to U+10FFFF.
+    java_pattern = argument.metadata["pattern"]
+    surrogates = "\\uD800\\uDC00-\\uDBFF\\uDFFF"
+    assert surrogates in java_pattern
+    pattern = re.compile(java_pattern.replace(surrogates, "\\U00010000-\\U0010FFFF"))
+    (call,) = fake_emr.steps
+    assert any("\n" in arg for arg in call.args)  # the log4j2 configuration text
+    for arg in call.args:
+        assert len(arg) <= argument.metadata["max"], arg[:80]
+        assert pattern.fullmatch(arg), arg[:80]
 
 
 def test_without_the_jvm_log_the_step_is_spark_submit_itself(
