@@ -325,3 +325,27 @@ def test_a_subset_of_processed_tables_asks_the_transform_to_publish_only_those(
     assert script == "transform_job.py"
     assert subset[-2:] == ["--tables", "rentals,rejected_rows"]
     assert "--tables" not in whole  # all five: the job's default
+
+
+def test_a_check_only_run_over_an_uncataloged_table_says_what_to_materialize(
+    tmp_path: Path,
+) -> None:
+    resources = {
+        "spark": NoSpark(),
+        "lake": LocalLake(root=str(tmp_path / "lake")),
+        "engine": DuckDBQueryEngine(database_path=str(tmp_path / "catalog.duckdb")),
+    }
+    key = processed_check("users", Check.PRIMARY_KEY_UNIQUE)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [processed_tables],
+            selection=dg.AssetSelection.checks(key),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert (
+        "Cannot measure the stored table(s) rejected_rows, users: car_rental_db has no such "
+        "table. Materialize catalog/rejected_rows, catalog/users (or the tables themselves)."
+    ) in failure.step_failure_data.error.message

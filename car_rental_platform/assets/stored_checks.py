@@ -30,6 +30,29 @@ from spark_jobs.contract import (
 from spark_jobs.quality import CheckOutcome, KpiMeasures, RentalTotals, kpi_verdicts
 
 
+def require_cataloged(engine: QueryEngine, tables: Iterable[str]) -> None:
+    """Fail naming the catalog entries to materialize when a table to measure has none.
+
+    A check-only run reads the tables through the catalog, which may not have them yet (a
+    new lake, or a table materialized while the automation was off).
+    """
+    database = engine.database.replace("'", "''")
+    present = set(
+        engine.query(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{database}'"
+        )["table_name"]
+    )
+    missing = sorted(set(tables) - present)
+    if missing:
+        raise dg.Failure(
+            description=(
+                f"Cannot measure the stored table(s) {', '.join(missing)}: "
+                f"{engine.database} has no such table. Materialize "
+                f"{', '.join(f'catalog/{name}' for name in missing)} (or the tables themselves)."
+            )
+        )
+
+
 def _decimal(value: object) -> Decimal | None:
     """A sum cast to text by the engine, back as an exact Decimal (None for an empty table)."""
     return None if value is None or value != value else Decimal(str(value))
@@ -79,6 +102,7 @@ def stored_kpi_checks(
     tables = list(tables)
     if not tables:
         return
+    require_cataloged(engine, [RENTALS.name, *(table.name for table in tables)])
     totals = stored_rental_totals(engine)
     outcomes = {
         table.name: kpi_verdicts(table, stored_kpi_measures(engine, table), totals)
@@ -155,6 +179,14 @@ def stored_processed_outcomes(
     max_reject_rate: float,
 ) -> dict[str, dict[Check, CheckOutcome]]:
     """Every processed check of ``tables``, measured on what is stored."""
+    tables = list(tables)
+    references = (
+        [name for _, name, _ in quality.UNKNOWN_REFERENCES.values()]
+        if any(table.name == RENTALS.name for table in tables)
+        else []
+    )
+    needed = [REJECTED_ROWS_TABLE, *(table.name for table in tables), *references]
+    require_cataloged(engine, dict.fromkeys(needed))
     rejections = stored_rejections(engine)
     outcomes: dict[str, dict[Check, CheckOutcome]] = {}
     for table in tables:
