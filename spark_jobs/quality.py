@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.contract import BLOCKING_CHECKS, Check, KpiTable
+from spark_jobs.contract import BLOCKING_CHECKS, LOCATIONS, USERS, VEHICLES, Check, KpiTable
 from spark_jobs.markdown import markdown_table
 
 
@@ -90,12 +90,12 @@ def reject_rate_verdict(
 
 
 UNKNOWN_REFERENCES = {
-    "rentals_with_unknown_user": ("user_id", "users", "user_id"),
-    "rentals_with_unknown_vehicle": ("vehicle_id", "vehicles", "vehicle_id"),
-    "rentals_with_unknown_pickup_location": ("pickup_location", "locations", "location_id"),
-    "rentals_with_unknown_dropoff_location": ("dropoff_location", "locations", "location_id"),
+    "rentals_with_unknown_user": ("user_id", USERS.name, USERS.key),
+    "rentals_with_unknown_vehicle": ("vehicle_id", VEHICLES.name, VEHICLES.key),
+    "rentals_with_unknown_pickup_location": ("pickup_location", LOCATIONS.name, LOCATIONS.key),
+    "rentals_with_unknown_dropoff_location": ("dropoff_location", LOCATIONS.name, LOCATIONS.key),
 }
-"""``references_known``'s counts: (rentals column, table, key) each names."""
+"""``references_known``'s counts: the rentals column, and the table and key it names."""
 
 
 def unknown_references(
@@ -107,7 +107,7 @@ def unknown_references(
     single aggregate counts the rentals whose marker stayed null, the rentals with any unknown
     reference, and the first such rental_id of each kind (examples a user can look up).
     """
-    tables = {"users": users, "vehicles": vehicles, "locations": locations}
+    tables = {USERS.name: users, VEHICLES.name: vehicles, LOCATIONS.name: locations}
     references = {
         name: (column, tables[table], key)
         for name, (column, table, key) in UNKNOWN_REFERENCES.items()

@@ -198,7 +198,7 @@ def stored_processed_outcomes(
                 (reason, n, repr(example) if example else "")
                 for reason, (n, example) in by_reason.items()
             ),
-            key=lambda problem: -problem[1],
+            key=lambda problem: (-problem[1], problem[0]),
         )
         source = landed[table.name]
         if source.records is None:
