@@ -20,6 +20,7 @@ from car_rental_platform.assets.processed import processed_tables
 from car_rental_platform.assets.raw import raw_files
 from car_rental_platform.resources.local import export_bytes, local_resources
 from car_rental_platform.resources.spark import (
+    QUICK_JIT_CODE_CACHE,
     QUICK_JIT_MAX_INPUT_BYTES,
     QUICK_JIT_OPTION,
     LocalSparkRunner,
@@ -107,6 +108,8 @@ def test_small_inputs_run_on_the_quick_jit_and_large_or_unknown_ones_on_both_tie
         return config["spark.driver.extraJavaOptions"].split()
 
     assert QUICK_JIT_OPTION in java_options(0)
+    assert QUICK_JIT_CODE_CACHE in java_options(0)
+    assert QUICK_JIT_CODE_CACHE not in java_options(None)
     assert QUICK_JIT_OPTION in java_options(QUICK_JIT_MAX_INPUT_BYTES - 1)
     assert QUICK_JIT_OPTION not in java_options(QUICK_JIT_MAX_INPUT_BYTES)
     assert QUICK_JIT_OPTION not in java_options(None)
