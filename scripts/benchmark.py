@@ -68,12 +68,20 @@ class PeakMemory:
 
 
 def descendants(root: int) -> list[int]:
-    """root and every process below it, from /proc/<pid>/task/*/children."""
+    """root and every process below it, from /proc/<pid>/task/*/children.
+
+    A process may end while it is being listed: it then has no children to add (listing a
+    vanished /proc/<pid>/task once stopped the sampler, and that run's peak was too low).
+    """
     found, queue = [], [root]
     while queue:
         pid = queue.pop()
         found.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
             try:
                 queue += [int(child) for child in (task / "children").read_text().split()]
             except OSError:
