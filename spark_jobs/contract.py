@@ -226,6 +226,8 @@ class RejectReason(StrEnum):
 
 
 REJECTED_ROWS_TABLE = "rejected_rows"
+PROCESSED_TABLES: tuple[str, ...] = (*(t.name for t in SOURCE_TABLES), REJECTED_ROWS_TABLE)
+"""What the transform publishes, in the order its ``--tables`` option takes them."""
 REJECTED_ROWS_COLUMNS: tuple[Column, ...] = (
     Column("source_table", "string", "Processed table the row was meant for"),
     Column("source_file", "string", "The landed export the row came from"),

@@ -31,6 +31,7 @@ from spark_jobs.cleaning import (
 from spark_jobs.contract import (
     DEFAULT_MAX_REJECT_RATE,
     LOCATIONS,
+    PROCESSED_TABLES,
     REJECTED_ROWS_TABLE,
     RENTALS,
     SOURCE_TABLES,
@@ -252,12 +253,9 @@ def publish_rejected_rows(
     )
 
 
-PROCESSED_TABLES = [*(t.name for t in SOURCE_TABLES), REJECTED_ROWS_TABLE]
-
-
 def published_tables(value: str | None) -> list[str]:
     """Processed tables to publish, in contract order (no ``--tables``: all five)."""
-    return cli.table_list(value, PROCESSED_TABLES, "--tables")
+    return cli.table_list(value, list(PROCESSED_TABLES), "--tables")
 
 
 def parser() -> argparse.ArgumentParser:

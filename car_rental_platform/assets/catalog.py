@@ -16,10 +16,10 @@ from car_rental_platform.assets.common import (
 )
 from car_rental_platform.resources.catalog import Catalog, CatalogError
 from car_rental_platform.resources.lake import LakeStorage
-from spark_jobs.contract import KPI_TABLES, REJECTED_ROWS_TABLE, SOURCE_TABLES, Zone
+from spark_jobs.contract import KPI_TABLES, PROCESSED_TABLES, Zone
 
 CATALOGED: dict[Zone, list[str]] = {
-    Zone.PROCESSED: [t.name for t in SOURCE_TABLES] + [REJECTED_ROWS_TABLE],
+    Zone.PROCESSED: list(PROCESSED_TABLES),
     Zone.KPI: [t.name for t in KPI_TABLES],
 }
 

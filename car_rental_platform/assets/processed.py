@@ -23,6 +23,7 @@ from spark_jobs.contract import (
     BLOCKING_CHECKS,
     CHECK_DESCRIPTIONS,
     DEFAULT_MAX_REJECT_RATE,
+    PROCESSED_TABLES,
     REJECTED_ROWS_COLUMNS,
     REJECTED_ROWS_TABLE,
     RENTALS,
@@ -33,8 +34,6 @@ from spark_jobs.contract import (
 )
 
 TRANSFORM_SCRIPT = "transform_job.py"
-PROCESSED_TABLE_NAMES = [*(t.name for t in SOURCE_TABLES), REJECTED_ROWS_TABLE]
-"""The assets of the transform, in the order its ``--tables`` option takes them."""
 
 
 def processed_key(table: str) -> dg.AssetKey:
@@ -125,7 +124,7 @@ def processed_tables(
     """
     selected_checks = set(context.selected_asset_check_keys)
     names = [
-        name for name in PROCESSED_TABLE_NAMES if processed_key(name) in context.selected_asset_keys
+        name for name in PROCESSED_TABLES if processed_key(name) in context.selected_asset_keys
     ]
     if not names:
         landed = {t.name: latest_landing(context, raw_key(t)) for t in SOURCE_TABLES}
@@ -138,7 +137,7 @@ def processed_tables(
         yield from report_selected(context, Zone.PROCESSED, outcomes, selected_checks)
         return
     args = [*lake.spark_args(), "--max-reject-rate", str(config.max_reject_rate)]
-    if len(names) < len(PROCESSED_TABLE_NAMES):
+    if len(names) < len(PROCESSED_TABLES):
         args += ["--tables", ",".join(names)]
     for result in spark.run_job(context=context, script=TRANSFORM_SCRIPT, args=args):
         if isinstance(result, dg.MaterializeResult):
