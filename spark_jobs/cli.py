@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
@@ -31,7 +31,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     return args
 
 
-def table_list(value: str | None, valid: list[str], what: str) -> list[str]:
+def table_list(value: str | None, valid: Sequence[str], what: str) -> list[str]:
     """Tables named by a comma-separated option, in ``valid``'s order; unknown names fail with
     the valid ones listed.
 
@@ -42,10 +42,10 @@ def table_list(value: str | None, valid: list[str], what: str) -> list[str]:
         return list(valid)
     requested = [name.strip() for name in value.split(",") if name.strip()]
     if not requested:
-        raise SystemExit(f"{what}: no table named; valid: {valid}")
+        raise SystemExit(f"{what}: no table named; valid: {list(valid)}")
     unknown = [name for name in requested if name not in valid]
     if unknown:
-        raise SystemExit(f"{what}: unknown table(s) {unknown}; valid: {valid}")
+        raise SystemExit(f"{what}: unknown table(s) {unknown}; valid: {list(valid)}")
     return [name for name in valid if name in requested]
 
 

@@ -255,7 +255,7 @@ def publish_rejected_rows(
 
 def published_tables(value: str | None) -> list[str]:
     """Processed tables to publish, in contract order (no ``--tables``: all five)."""
-    return cli.table_list(value, list(PROCESSED_TABLES), "--tables")
+    return cli.table_list(value, PROCESSED_TABLES, "--tables")
 
 
 def parser() -> argparse.ArgumentParser:

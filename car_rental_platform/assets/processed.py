@@ -127,12 +127,12 @@ def processed_tables(
         name for name in PROCESSED_TABLES if processed_key(name) in context.selected_asset_keys
     ]
     if not names:
-        landed = {t.name: latest_landing(context, raw_key(t)) for t in SOURCE_TABLES}
         checked = [
             t
             for t in SOURCE_TABLES
             if any(k.asset_key == processed_key(t.name) for k in selected_checks)
         ]
+        landed = {t.name: latest_landing(context, raw_key(t)) for t in checked}
         outcomes = stored_processed_outcomes(engine, checked, landed, config.max_reject_rate)
         yield from report_selected(context, Zone.PROCESSED, outcomes, selected_checks)
         return

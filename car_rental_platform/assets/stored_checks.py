@@ -53,9 +53,14 @@ def require_cataloged(engine: QueryEngine, tables: Iterable[str]) -> None:
         )
 
 
+def _null(value: object) -> bool:
+    """SQL NULL as pandas returns it: None, or NaN in a numeric column (NaN != NaN)."""
+    return value is None or value != value
+
+
 def _decimal(value: object) -> Decimal | None:
     """A sum cast to text by the engine, back as an exact Decimal (None for an empty table)."""
-    return None if value is None or value != value else Decimal(str(value))
+    return None if _null(value) else Decimal(str(value))
 
 
 def stored_rental_totals(engine: QueryEngine) -> RentalTotals:
@@ -73,13 +78,11 @@ def stored_kpi_measures(engine: QueryEngine, table: KpiTable) -> KpiMeasures:
     Distinct keys by GROUP BY, which both dialects share and which counts a null key as a
     value, as Spark's ``count_distinct(struct(...))`` does.
     """
-    key = ", ".join(quote_identifier(c) for c in table.key)
     revenue = quote_identifier(table.revenue_column)
     count = quote_identifier(table.count_column)
     source = engine.table_name(table.name)
     row = engine.query(
-        f"SELECT (SELECT count(*) FROM {source}) AS n, "
-        f"(SELECT count(*) FROM (SELECT {key} FROM {source} GROUP BY {key}) AS k) AS keys, "
+        f"SELECT {_rows_and_keys(source, table.key)}, "
         f"(SELECT CAST(sum({revenue}) AS VARCHAR) FROM {source}) AS revenue, "
         f"(SELECT sum({count}) FROM {source}) AS total"
     ).iloc[0]
@@ -88,7 +91,16 @@ def stored_kpi_measures(engine: QueryEngine, table: KpiTable) -> KpiMeasures:
         rows=int(row["n"]),
         keys=int(row["keys"]),
         revenue=_decimal(row["revenue"]),
-        count=None if total is None or total != total else int(total),
+        count=None if _null(total) else int(total),
+    )
+
+
+def _rows_and_keys(source: str, key: Iterable[str]) -> str:
+    """Select items ``n`` (rows) and ``keys`` (distinct values of ``key``) of ``source``."""
+    columns = ", ".join(quote_identifier(c) for c in key)
+    return (
+        f"(SELECT count(*) FROM {source}) AS n, "
+        f"(SELECT count(*) FROM (SELECT {columns} FROM {source} GROUP BY {columns}) AS k) AS keys"
     )
 
 
@@ -113,12 +125,7 @@ def stored_kpi_checks(
 
 def stored_rows_and_keys(engine: QueryEngine, table: str, key: Iterable[str]) -> tuple[int, int]:
     """Rows and distinct keys of a stored table (a null key counts as a value, as in Spark)."""
-    columns = ", ".join(quote_identifier(c) for c in key)
-    source = engine.table_name(table)
-    row = engine.query(
-        f"SELECT (SELECT count(*) FROM {source}) AS n, "
-        f"(SELECT count(*) FROM (SELECT {columns} FROM {source} GROUP BY {columns}) AS k) AS keys"
-    ).iloc[0]
+    row = engine.query(f"SELECT {_rows_and_keys(engine.table_name(table), key)}").iloc[0]
     return int(row["n"]), int(row["keys"])
 
 
@@ -155,13 +162,13 @@ def stored_unknown_references(engine: QueryEngine) -> CheckOutcome:
     return quality.references_verdict(
         {name: _count(row[name]) for name in quality.UNKNOWN_REFERENCES},
         _count(row["total"]),
-        {None if v != v else v for v in (row[f"e{i}"] for i in range(len(joins)))},
+        {None if _null(v) else v for v in (row[f"e{i}"] for i in range(len(joins)))},
     )
 
 
 def _count(value: object) -> int:
     """A SQL sum over no rows is NULL (NaN once in pandas): zero rows counted."""
-    return 0 if value is None or value != value else int(value)
+    return 0 if _null(value) else int(value)
 
 
 @dataclass(frozen=True)
