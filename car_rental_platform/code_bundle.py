@@ -322,7 +322,11 @@ def bootstrap_folder(
     requirements: Path = EMR_REQUIREMENTS,
 ) -> str:
     """``<prefix>/bootstrap/<digest>``."""
-    return f"{prefix.strip('/')}/{BOOTSTRAP_FOLDER}/{bootstrap_digest(script, requirements)}"
+    return _bootstrap_folder(prefix, bootstrap_digest(script, requirements))
+
+
+def _bootstrap_folder(prefix: str, digest: str) -> str:
+    return f"{prefix.strip('/')}/{BOOTSTRAP_FOLDER}/{digest}"
 
 
 def bootstrap_key(
@@ -355,7 +359,7 @@ def build_bootstrap(*, cache_dir: Path | None = None) -> BootstrapBundle:
 
 def bootstrap_keys(bundle: BootstrapBundle, prefix: str = Zone.SCRIPTS.value) -> dict[str, str]:
     """Name -> S3 key of every file of the folder, in upload order (the script last)."""
-    base = f"{prefix.strip('/')}/{BOOTSTRAP_FOLDER}/{bundle.digest}"
+    base = _bootstrap_folder(prefix, bundle.digest)
     return {name: f"{base}/{name}" for name in bundle.files}
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from botocore.client import BaseClient
 
 from car_rental_platform.code_bundle import (
-    bootstrap_folder,
     bootstrap_key,
     build_bundle,
     bundle_keys,
@@ -27,6 +26,7 @@ from car_rental_platform.code_bundle import (
     read_pins,
     s3_object_exists,
     upload_bootstrap,
+    wheels_uri,
 )
 from infra_scripts.common import (
     AwsContext,
@@ -78,7 +78,7 @@ def ensure_bootstrap_script(s3: BaseClient, plan: Plan, *, bucket: str, prefix: 
     if s3_object_exists(s3, bucket, key):
         plan.ok("s3 code object", uri)
     else:
-        wheels = f"s3://{bucket}/{bootstrap_folder(prefix)}/wheels/"
+        wheels = wheels_uri(bucket, prefix)
         plan.change(
             "upload",
             "s3 code object",
