@@ -40,6 +40,9 @@ class SourceTable:
     columns: tuple[Column, ...]
     derived: tuple[Column, ...] = ()
     description: str = ""
+    partition_by: tuple[str, ...] = ()
+    """Columns the processed table is Hive-partitioned by (``<column>=<value>/`` folders), so
+    readers filtering on them read only the matching folders."""
 
     @property
     def file_name(self) -> str:
@@ -52,6 +55,12 @@ class SourceTable:
     @property
     def processed_columns(self) -> tuple[Column, ...]:
         return self.columns + self.derived
+
+    @property
+    def partition_types(self) -> dict[str, str]:
+        """SQL type of each partition column, for readers that type the folder names."""
+        types = {c.name: c.type for c in self.processed_columns}
+        return {name: types[name].upper() for name in self.partition_by}
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,7 @@ RENTALS = SourceTable(
         Column("rental_date", "date", "Date of the start (UTC)"),
         Column("rental_hour", "int", "Hour of the start, 0-23 (UTC)"),
     ),
+    partition_by=("rental_date",),
 )
 
 SOURCE_TABLES: tuple[SourceTable, ...] = (VEHICLES, USERS, LOCATIONS, RENTALS)

@@ -91,8 +91,13 @@ def write_table(spark: SparkSession, item: Cleaned, manifest: Manifest, staged: 
     built, so those wide expressions run on them alone, in a stage of their own.
     """
     repeated = item.repeated_keys.cache()
-    item.kept.write.mode("overwrite").parquet(staged)
-    kept = spark.read.parquet(staged).count()
+    partition_by = item.table.partition_by
+    item.kept.write.mode("overwrite").partitionBy(*partition_by).parquet(staged)
+    kept = spark.read.schema(item.kept.schema).parquet(staged).count()
+    if partition_by and not kept:
+        # No rows, no partition folder, no file: readers would find no schema. One empty file
+        # holding every column keeps an empty table readable (0 rows, not an error).
+        spark.createDataFrame([], item.kept.schema).write.mode("overwrite").parquet(staged)
     failing = item.failing().cache()
     rejected = failing.rejected.cache()
     counts = {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}
