@@ -38,6 +38,9 @@ from spark_jobs.raw_format import (
 CORRUPT = "_corrupt_record"
 SOURCE_FILE = "_source_file"
 ROW_ORDER = "_row_order"
+BATCH_RANK = "_batch_rank"
+"""Which export a row came from, as ``RentalBatch.rank`` (0 for a single file): duplicates
+are decided by (batch, row order), so the earlier export keeps a repeated key."""
 REASON = "_reason"
 FIRST_SEEN = "_first_seen"
 CANDIDATE = "_candidate_key"
@@ -115,7 +118,11 @@ def read_manifest(spark: SparkSession, folder: str) -> Manifest:
 
 
 def read_raw(
-    spark: SparkSession, table: SourceTable, folder: str, manifest: Manifest | None = None
+    spark: SparkSession,
+    table: SourceTable,
+    folder: str,
+    manifest: Manifest | None = None,
+    batch_rank: int = 0,
 ) -> DataFrame:
     """Read the canonical copy landing wrote (``raw_format``): one row per record of the export.
 
@@ -137,6 +144,7 @@ def read_raw(
         F.col(PROBLEM),
         F.lit(manifest.source).alias(SOURCE_FILE),
         F.col(LINE).cast("long").alias(ROW_ORDER),
+        F.lit(batch_rank).cast("long").alias(BATCH_RANK),
     )
 
 
@@ -310,6 +318,7 @@ def annotate(table: SourceTable, raw: DataFrame) -> DataFrame:
         F.col(PROBLEM),
         F.col(SOURCE_FILE),
         F.col(ROW_ORDER),
+        F.col(BATCH_RANK),
         checks.reason().alias(REASON),
     )
 
@@ -348,8 +357,8 @@ def raw_alias(name: str) -> str:
 
 
 def _position() -> Column:
-    """A row's place in the input: source file, then order within it."""
-    return F.struct(F.col(SOURCE_FILE), F.col(ROW_ORDER))
+    """A row's place in the input: its export (batch order), then its line in that export."""
+    return F.struct(F.col(BATCH_RANK), F.col(SOURCE_FILE), F.col(ROW_ORDER))
 
 
 def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
@@ -391,7 +400,7 @@ def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
 def mark_duplicates(annotated: DataFrame, repeated: DataFrame, key: str) -> DataFrame:
     """Reject as ``duplicate_key`` every otherwise valid row whose key was seen earlier.
 
-    "Earlier" is (source file, row order); ``repeated`` (from ``repeated_keys``) is broadcast
+    "Earlier" is (batch, source file, row order); ``repeated`` (from ``repeated_keys``) is broadcast
     and joined back on the key, so the wide rows are never shuffled.
     """
     position = _position()

@@ -256,6 +256,15 @@ def rental_batch(file_name: str) -> RentalBatch | None:
         ) from None
 
 
+BATCH_FOLDER = "batch="
+"""Raw-zone folder of one rentals batch: ``raw/rental_transactions/batch=<key>/`` holds that
+export's canonical copy and manifest, replaced only by a re-landing of the same export."""
+
+
+def batch_folder(batch: RentalBatch) -> str:
+    return f"{BATCH_FOLDER}{batch.key}"
+
+
 def batch_of_key(key: str) -> RentalBatch:
     """The batch of a partition key (``full`` or ``YYYY-MM-DD``)."""
     if key == FULL_BATCH:
