@@ -28,6 +28,7 @@ from spark_jobs.cleaning import (
     raw_alias,
     read_manifest,
     read_raw,
+    read_raw_batches,
 )
 from spark_jobs.contract import (
     BATCH_FOLDER,
@@ -70,16 +71,9 @@ def clean_all(spark: SparkSession, args: argparse.Namespace) -> list[tuple[Clean
     for table in SOURCE_TABLES:
         folder = cli.lake_path(args, "raw_zone", table.raw_name)
         if table is RENTALS:
-            batches = landed_batches(spark, folder)
-            manifests = [read_manifest(spark, path) for _, path in batches]
-            raw = reduce(
-                DataFrame.unionByName,
-                (
-                    read_raw(spark, table, path, manifest, batch.rank)
-                    for (batch, path), manifest in zip(batches, manifests, strict=True)
-                ),
-            )
-            inputs.append((clean(table, raw), combined(manifests)))
+            batches = [(b, read_manifest(spark, path)) for b, path in landed_batches(spark, folder)]
+            raw = read_raw_batches(spark, table, folder, batches)
+            inputs.append((clean(table, raw), combined([m for _, m in batches])))
         else:
             manifest = read_manifest(spark, folder)
             inputs.append((clean(table, read_raw(spark, table, folder, manifest)), manifest))

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from car_rental_platform.main import missing_exports
 from spark_jobs.contract import (
     FULL_BATCH,
     ExportNameError,
@@ -65,3 +66,15 @@ def test_full_file_first_then_days_in_order() -> None:
     ]
     ordered = batch_order(rental_batch(n) for n in names)
     assert [b.key for b in ordered] == ["full", "2023-12-31", "2024-01-02", "2024-01-10"]
+
+
+def test_the_run_command_accepts_daily_exports_in_place_of_the_single_file(tmp_path) -> None:
+    for name in ("vehicles.csv", "users.csv", "locations.csv"):
+        (tmp_path / name).write_text("x\n")
+    assert missing_exports(tmp_path) == [
+        "rental_transactions.csv (or daily rental_transactions_YYYY-MM-DD.csv)"
+    ]
+    (tmp_path / "rental_transactions_2024-03-01.csv").write_text("x\n")
+    assert missing_exports(tmp_path) == []
+    (tmp_path / "users.csv").unlink()
+    assert missing_exports(tmp_path) == ["users.csv"]

@@ -49,6 +49,11 @@ Whole local materializations, same machine, C2 (default) against C1 only: 20,000
 never lives long enough to repay C2's compile time on 2 cores; a long one does.
 """
 
+QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
+"""C1 alone gets a 48 MiB code cache by default (C1 and C2: 240 MiB). A whole run's generated
+code (a Hive-partitioned write, then the KPI job's plans in the same JVM) filled it on the
+20,000-rental sample: ``Out of space in CodeCache for adapters`` killed the KPI step."""
+
 PipesResult = dg.MaterializeResult | dg.AssetCheckResult
 
 
@@ -109,7 +114,7 @@ def local_spark_config(
         [
             f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
             *LOCAL_JVM_OPTIONS,
-            *([QUICK_JIT_OPTION] if quick else []),
+            *([QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE] if quick else []),
         ]
     )
     return {
