@@ -1,6 +1,5 @@
 """Raw zone: the landed CSV exports, checked and copied into ``<lake>/raw/<file>/``."""
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -155,9 +154,8 @@ def materialization(
             "encoding": manifest.encoding,
             "size_bytes": manifest.size_bytes,
             "sha256": manifest.sha256,
-            "path": dg.MetadataValue.path(
-                uris[0] if len(uris) == 1 else os.path.dirname(os.path.dirname(uris[0]))
-            ),
+            # Several exports: their table's folder (the parent of the batch folders).
+            "path": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 2)[0]),
             "exports": len(uris),
             "source": dg.MetadataValue.path(manifest.source),
         },
