@@ -45,7 +45,14 @@ from car_rental_platform.settings import (
     dagster_home_or_default,
     source_dir_given,
 )
-from spark_jobs.contract import DATABASE, KPI_TABLES, REJECTED_ROWS_TABLE, RENTALS, SOURCE_TABLES
+from spark_jobs.contract import (
+    DAILY_EXPORT_PATTERN,
+    DATABASE,
+    KPI_TABLES,
+    REJECTED_ROWS_TABLE,
+    RENTALS,
+    SOURCE_TABLES,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKSPACE = PROJECT_DIR / "workspace.yaml"
@@ -188,14 +195,23 @@ def run_job(
     return status == dg.DagsterRunStatus.SUCCESS
 
 
+def missing_exports(source: Path) -> list[str]:
+    """The snapshots absent from ``source``, and the rentals when it has no rentals export
+    (``rental_transactions.csv`` or daily ``rental_transactions_YYYY-MM-DD.csv`` files)."""
+    names = {p.name for p in source.glob("*.csv") if p.is_file()} if source.is_dir() else set()
+    missing = [t.file_name for t in SOURCE_TABLES if t is not RENTALS and t.file_name not in names]
+    if not any(DAILY_EXPORT_PATTERN.fullmatch(n) or n == RENTALS.file_name for n in names):
+        missing.append(f"{RENTALS.file_name} (or daily {RENTALS.raw_name}_YYYY-MM-DD.csv)")
+    return missing
+
+
 def ensure_source(settings: LocalSettings, env: dict[str, str]) -> None:
     """Generate the sample data when the default source folder is absent."""
     source = Path(settings.source_dir)
-    expected = [t.file_name for t in SOURCE_TABLES]
-    if all((source / name).is_file() for name in expected):
+    missing = missing_exports(source)
+    if not missing:
         return
     if source_dir_given(env):
-        missing = [name for name in expected if not (source / name).is_file()]
         raise SystemExit(f"CAR_RENTAL_SOURCE_DIR={source}: missing {missing}")
     print(f"No sample data in {DEFAULT_SOURCE_DIR}/: generating it (seed 42).")
     summary = generate(source)

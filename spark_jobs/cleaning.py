@@ -9,7 +9,7 @@ order is kept). Rows in = rows kept + rows rejected, for every input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import reduce
 
@@ -19,9 +19,12 @@ from pyspark.sql import types as T
 from pyspark.sql.utils import AnalysisException
 
 from spark_jobs.contract import (
+    BATCH_FOLDER,
     RENTALS,
     RejectReason,
+    RentalBatch,
     SourceTable,
+    batch_folder,
 )
 from spark_jobs.contract import (
     Column as ContractColumn,
@@ -38,6 +41,9 @@ from spark_jobs.raw_format import (
 CORRUPT = "_corrupt_record"
 SOURCE_FILE = "_source_file"
 ROW_ORDER = "_row_order"
+BATCH_RANK = "_batch_rank"
+"""Which export a row came from, as ``RentalBatch.rank`` (0 for a single file): duplicates
+are decided by (batch, row order), so the earlier export keeps a repeated key."""
 REASON = "_reason"
 FIRST_SEEN = "_first_seen"
 CANDIDATE = "_candidate_key"
@@ -124,19 +130,50 @@ def read_raw(
     in one task, which the single-line mode does not.
     """
     manifest = manifest or read_manifest(spark, folder)
-    raw = (
+    raw = _read_copies(spark, table, [f"{folder.rstrip('/')}/{table.file_name}"], [manifest])
+    return _with_origin(raw, table, F.lit(manifest.source), F.lit(0))
+
+
+def read_raw_batches(
+    spark: SparkSession,
+    table: SourceTable,
+    folder: str,
+    batches: Sequence[tuple[RentalBatch, Manifest]],
+) -> DataFrame:
+    """Every landed batch of the rentals (``folder/batch=<key>/``) in one CSV read.
+
+    One scan of many files, not a union of one read per batch: a union of 185 daily reads
+    made a plan that exhausted the driver's memory. Each row's batch comes from its file's
+    folder, mapped to the batch's rank (contract order) and its export's source.
+    """
+    paths = [f"{folder.rstrip('/')}/{batch_folder(b)}/{table.file_name}" for b, _ in batches]
+    raw = _read_copies(spark, table, paths, [m for _, m in batches])
+    key = F.regexp_extract(F.col("_metadata.file_path"), f"/{BATCH_FOLDER}([^/]+)/[^/]+$", 1)
+    rank = F.create_map(*[F.lit(x) for b, _ in batches for x in (b.key, b.rank)])
+    source = F.create_map(*[F.lit(x) for b, m in batches for x in (b.key, m.source)])
+    return _with_origin(raw, table, source[key], rank[key])
+
+
+def _read_copies(
+    spark: SparkSession, table: SourceTable, paths: list[str], manifests: list[Manifest]
+) -> DataFrame:
+    return (
         spark.read.schema(_raw_schema(canonical_columns(table)))
         .option("header", True)
-        .option("multiLine", manifest.multiline_records > 0)
+        .option("multiLine", any(m.multiline_records > 0 for m in manifests))
         .option("escape", '"')  # RFC 4180: a quote inside a quoted field is doubled
-        .csv(f"{folder.rstrip('/')}/{table.file_name}")
+        .csv(paths)
     )
+
+
+def _with_origin(raw: DataFrame, table: SourceTable, source: Column, rank: Column) -> DataFrame:
     return raw.select(
         *table.column_names,
         F.col(MALFORMED).alias(CORRUPT),
         F.col(PROBLEM),
-        F.lit(manifest.source).alias(SOURCE_FILE),
+        source.alias(SOURCE_FILE),
         F.col(LINE).cast("long").alias(ROW_ORDER),
+        rank.cast("long").alias(BATCH_RANK),
     )
 
 
@@ -310,6 +347,7 @@ def annotate(table: SourceTable, raw: DataFrame) -> DataFrame:
         F.col(PROBLEM),
         F.col(SOURCE_FILE),
         F.col(ROW_ORDER),
+        F.col(BATCH_RANK),
         checks.reason().alias(REASON),
     )
 
@@ -348,8 +386,8 @@ def raw_alias(name: str) -> str:
 
 
 def _position() -> Column:
-    """A row's place in the input: source file, then order within it."""
-    return F.struct(F.col(SOURCE_FILE), F.col(ROW_ORDER))
+    """A row's place in the input: its export (batch order), then its line in that export."""
+    return F.struct(F.col(BATCH_RANK), F.col(SOURCE_FILE), F.col(ROW_ORDER))
 
 
 def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
@@ -391,7 +429,7 @@ def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
 def mark_duplicates(annotated: DataFrame, repeated: DataFrame, key: str) -> DataFrame:
     """Reject as ``duplicate_key`` every otherwise valid row whose key was seen earlier.
 
-    "Earlier" is (source file, row order); ``repeated`` (from ``repeated_keys``) is broadcast
+    "Earlier" is (batch, source file, row order); ``repeated`` (from ``repeated_keys``) is broadcast
     and joined back on the key, so the wide rows are never shuffled.
     """
     position = _position()

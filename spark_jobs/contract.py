@@ -7,7 +7,10 @@ inside the ``--py-files`` zip and imports without Spark.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 
@@ -37,6 +40,9 @@ class SourceTable:
     columns: tuple[Column, ...]
     derived: tuple[Column, ...] = ()
     description: str = ""
+    partition_by: tuple[str, ...] = ()
+    """Columns the processed table is Hive-partitioned by (``<column>=<value>/`` folders), so
+    readers filtering on them read only the matching folders."""
 
     @property
     def file_name(self) -> str:
@@ -49,6 +55,12 @@ class SourceTable:
     @property
     def processed_columns(self) -> tuple[Column, ...]:
         return self.columns + self.derived
+
+    @property
+    def partition_types(self) -> dict[str, str]:
+        """SQL type of each partition column, for readers that type the folder names."""
+        types = {c.name: c.type for c in self.processed_columns}
+        return {name: types[name].upper() for name in self.partition_by}
 
 
 @dataclass(frozen=True)
@@ -176,9 +188,98 @@ RENTALS = SourceTable(
         Column("rental_date", "date", "Date of the start (UTC)"),
         Column("rental_hour", "int", "Hour of the start, 0-23 (UTC)"),
     ),
+    partition_by=("rental_date",),
 )
 
 SOURCE_TABLES: tuple[SourceTable, ...] = (VEHICLES, USERS, LOCATIONS, RENTALS)
+
+# --- Daily exports (section 3.5) ------------------------------------------------------------
+
+DAILY_EXPORT_PATTERN = re.compile(rf"{re.escape(RENTALS.raw_name)}_(\d{{4}}-\d{{2}}-\d{{2}})\.csv")
+"""``rental_transactions_YYYY-MM-DD.csv``: one day's rentals export, named by the export's day."""
+FULL_BATCH = "full"
+"""Batch (and partition) key of the single ``rental_transactions.csv``: one batch holding
+everything. It sorts before every daily export: it is the history the daily exports continue,
+so a rental in both is kept from the full file and rejected as ``duplicate_key`` in the day's."""
+
+
+class ExportNameError(ValueError):
+    """A file named like a daily export whose day is not a calendar date."""
+
+
+@dataclass(frozen=True)
+class RentalBatch:
+    """One landed rentals export: the full file (``day`` None) or one day's export.
+
+    Batches are ordered as section 3.5 orders exports for duplicates: the full file first,
+    then daily exports by day. Within a batch, file order decides.
+    """
+
+    day: date | None
+
+    @property
+    def key(self) -> str:
+        """``full`` or ``YYYY-MM-DD``: the batch's name in the raw zone and its partition key."""
+        return FULL_BATCH if self.day is None else self.day.isoformat()
+
+    @property
+    def file_name(self) -> str:
+        return RENTALS.file_name if self.day is None else daily_export_name(self.day)
+
+    @property
+    def rank(self) -> int:
+        """Sort key of the batch: 0 for the full file, the day's ordinal for a daily export."""
+        return 0 if self.day is None else self.day.toordinal()
+
+
+def daily_export_name(day: date) -> str:
+    return f"{RENTALS.raw_name}_{day.isoformat()}.csv"
+
+
+def rental_batch(file_name: str) -> RentalBatch | None:
+    """The rentals batch a landed file holds, or None when the file is not a rentals export.
+
+    Raises ``ExportNameError`` for a daily export's name with an impossible day
+    (``rental_transactions_2024-02-30.csv``): a typo must not make a day vanish silently.
+    """
+    if file_name == RENTALS.file_name:
+        return RentalBatch(None)
+    match = DAILY_EXPORT_PATTERN.fullmatch(file_name)
+    if match is None:
+        return None
+    try:
+        return RentalBatch(date.fromisoformat(match.group(1)))
+    except ValueError:
+        raise ExportNameError(
+            f"{file_name}: {match.group(1)} is not a date; daily exports are named "
+            f"{RENTALS.raw_name}_YYYY-MM-DD.csv"
+        ) from None
+
+
+BATCH_FOLDER = "batch="
+"""Raw-zone folder of one rentals batch: ``raw/rental_transactions/batch=<key>/`` holds that
+export's canonical copy and manifest, replaced only by a re-landing of the same export."""
+
+
+def batch_folder(batch: RentalBatch) -> str:
+    return f"{BATCH_FOLDER}{batch.key}"
+
+
+def batch_of_key(key: str) -> RentalBatch:
+    """The batch of a partition key (``full`` or ``YYYY-MM-DD``)."""
+    if key == FULL_BATCH:
+        return RentalBatch(None)
+    try:
+        return RentalBatch(date.fromisoformat(key))
+    except ValueError:
+        raise ExportNameError(f"{key!r} is neither {FULL_BATCH!r} nor a YYYY-MM-DD day") from None
+
+
+def batch_order(batches: Iterable[RentalBatch]) -> list[RentalBatch]:
+    """Batches in the order that decides which duplicate is kept (section 3.5)."""
+    return sorted(set(batches), key=lambda b: b.rank)
+
+
 DEFAULT_MAX_REJECT_RATE = 0.10
 """Share of an input's rows that may be rejected before its reject-rate check fails: a few bad
 rows are normal in an export, one in ten means the export itself is off."""

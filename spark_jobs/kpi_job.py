@@ -21,6 +21,7 @@ from spark_jobs.contract import (
     KPI_BY_NAME,
     LOCATIONS,
     RENTALS,
+    SOURCES_BY_NAME,
     USERS,
     VEHICLES,
     Zone,
@@ -43,7 +44,9 @@ def parse_tables(value: str | None) -> list[str]:
 
 def read_inputs(spark: SparkSession, args: argparse.Namespace) -> KpiInputs:
     def read(name: str) -> DataFrame:
-        return spark.read.parquet(cli.lake_path(args, "processed_zone", name))
+        # Partition columns come last from a Hive-partitioned folder: contract order again.
+        columns = [c.name for c in SOURCES_BY_NAME[name].processed_columns]
+        return spark.read.parquet(cli.lake_path(args, "processed_zone", name)).select(*columns)
 
     return KpiInputs(
         rentals=read(RENTALS.name),

@@ -18,6 +18,7 @@ multi-line mode). It is written after the copy, so a copy without a manifest is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 
@@ -63,3 +64,27 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         return cls(**json.loads(text))
+
+
+def combined(manifests: list[Manifest]) -> Manifest:
+    """One manifest for the batches of one table read together (the rentals exports).
+
+    Counts add up; ``sha256`` digests the batches' digests in order, so it changes when any
+    batch does; ``source`` names the first and last export.
+    """
+    if len(manifests) == 1:
+        return manifests[0]
+    first, last = manifests[0], manifests[-1]
+    digest = hashlib.sha256("".join(m.sha256 for m in manifests).encode()).hexdigest()
+    return Manifest(
+        source=f"{len(manifests)} exports: {first.source} ... {last.source}",
+        file_name=first.file_name,
+        encoding=", ".join(dict.fromkeys(m.encoding for m in manifests)),
+        records=sum(m.records for m in manifests),
+        malformed=sum(m.malformed for m in manifests),
+        empty_lines=sum(m.empty_lines for m in manifests),
+        multiline_records=sum(m.multiline_records for m in manifests),
+        eof_marker_removed=any(m.eof_marker_removed for m in manifests),
+        size_bytes=sum(m.size_bytes for m in manifests),
+        sha256=digest,
+    )

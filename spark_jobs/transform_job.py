@@ -3,9 +3,10 @@
     spark-submit spark_jobs/transform_job.py --lake-root LAKE_ROOT [--tables rentals,users]
 
 Reads the canonical copies landing wrote in ``<root>/raw/<raw_name>/`` for each of the four
-inputs, stages the cleaned tables, checks them, and publishes ``<root>/processed/<table>/``
-only when every blocking check passed (``<root>/processed/rejected_rows/`` always). A re-run
-is idempotent; rows in, kept and rejected by reason are reported per table.
+inputs (rentals: every ``batch=<key>/`` folder under it, DESIGN 3.5), stages the cleaned
+tables, checks them, and publishes ``<root>/processed/<table>/`` only when every blocking
+check passed (``<root>/processed/rejected_rows/`` always). A re-run is idempotent; rows in,
+kept and rejected by reason are reported per table.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from spark_jobs.cleaning import (
     raw_alias,
     read_manifest,
     read_raw,
+    read_raw_batches,
 )
 from spark_jobs.contract import (
+    BATCH_FOLDER,
     DEFAULT_MAX_REJECT_RATE,
     LOCATIONS,
     PROCESSED_TABLES,
@@ -39,13 +42,16 @@ from spark_jobs.contract import (
     VEHICLES,
     Check,
     RejectReason,
+    RentalBatch,
     SourceTable,
     Zone,
+    batch_of_key,
+    batch_order,
 )
 from spark_jobs.markdown import markdown_table
 from spark_jobs.publish import publish, staging_path
 from spark_jobs.quality import CheckOutcome, Problem
-from spark_jobs.raw_format import Manifest
+from spark_jobs.raw_format import MANIFEST, Manifest, combined
 from spark_jobs.reporting import Reporter
 
 PREVIEW_ROWS = 10
@@ -56,13 +62,42 @@ between the big table's stages, and at small sizes job start-up latency overlaps
 
 
 def clean_all(spark: SparkSession, args: argparse.Namespace) -> list[tuple[Cleaned, Manifest]]:
-    """Read and clean every input (lazily; nothing is computed yet)."""
+    """Read and clean every input (lazily; nothing is computed yet).
+
+    Rentals are every landed batch (the full file and the daily exports) read as one input,
+    so a key repeated across exports is decided by batch order, whatever order the exports
+    landed or were processed in.
+    """
     inputs = []
     for table in SOURCE_TABLES:
         folder = cli.lake_path(args, "raw_zone", table.raw_name)
-        manifest = read_manifest(spark, folder)
-        inputs.append((clean(table, read_raw(spark, table, folder, manifest)), manifest))
+        if table is RENTALS:
+            batches = [(b, read_manifest(spark, path)) for b, path in landed_batches(spark, folder)]
+            raw = read_raw_batches(spark, table, folder, batches)
+            inputs.append((clean(table, raw), combined([m for _, m in batches])))
+        else:
+            manifest = read_manifest(spark, folder)
+            inputs.append((clean(table, read_raw(spark, table, folder, manifest)), manifest))
     return inputs
+
+
+def landed_batches(spark: SparkSession, folder: str) -> list[tuple[RentalBatch, str]]:
+    """The rentals batches landed completely (with a manifest) under ``folder``, in batch
+    order; a landing still copying is a hidden sibling folder, which the pattern skips."""
+    jvm = spark.sparkContext._jvm
+    pattern = jvm.org.apache.hadoop.fs.Path(f"{folder.rstrip('/')}/{BATCH_FOLDER}*")
+    fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    found = {}
+    for status in fs.globStatus(pattern) or []:
+        path = status.getPath()
+        if status.isDirectory() and fs.exists(jvm.org.apache.hadoop.fs.Path(path, MANIFEST)):
+            found[batch_of_key(path.getName()[len(BATCH_FOLDER) :])] = path.toString()
+    if not found:
+        raise FileNotFoundError(
+            f"no rentals export landed under {folder} ({BATCH_FOLDER}<key>/ with {MANIFEST}): "
+            "materialize raw/rentals first"
+        )
+    return [(batch, found[batch]) for batch in batch_order(found)]
 
 
 @dataclass(frozen=True)
@@ -92,8 +127,13 @@ def write_table(spark: SparkSession, item: Cleaned, manifest: Manifest, staged: 
     built, so those wide expressions run on them alone, in a stage of their own.
     """
     repeated = item.repeated_keys.cache()
-    item.kept.write.mode("overwrite").parquet(staged)
-    kept = spark.read.parquet(staged).count()
+    partition_by = item.table.partition_by
+    item.kept.write.mode("overwrite").partitionBy(*partition_by).parquet(staged)
+    kept = spark.read.schema(item.kept.schema).parquet(staged).count()
+    if partition_by and not kept:
+        # No rows, no partition folder, no file: readers would find no schema. One empty file
+        # holding every column keeps an empty table readable (0 rows, not an error).
+        spark.createDataFrame([], item.kept.schema).write.mode("overwrite").parquet(staged)
     failing = item.failing().cache()
     rejected = failing.rejected.cache()
     counts = {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from car_rental_platform.raw_records import land
 from spark_jobs.cleaning import Cleaned, clean, read_raw, with_rental_derivations
-from spark_jobs.contract import RENTALS, SourceTable
+from spark_jobs.contract import RENTALS, RentalBatch, SourceTable, batch_folder, rental_batch
 from spark_jobs.contract import Column as ContractColumn
 from spark_jobs.raw_format import MANIFEST
 
@@ -47,6 +47,8 @@ def land_export(lake: Path, table: SourceTable, export: Path) -> Path:
     """Land an export the way ``raw_files`` does: the canonical copy and its manifest in
     ``<lake>/raw/<raw_name>/``, where the jobs look (the real landing code, no shortcut)."""
     folder = lake / "raw" / table.raw_name
+    if table is RENTALS:  # one batch folder per export (DESIGN 3.5)
+        folder /= batch_folder(rental_batch(export.name) or RentalBatch(None))
     folder.mkdir(parents=True, exist_ok=True)
     landed = land(export, table, str(export), folder / table.file_name)
     (folder / MANIFEST).write_text(landed.manifest.to_json())

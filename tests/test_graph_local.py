@@ -93,7 +93,7 @@ def test_rows_are_conserved_and_rejections_match_what_was_planted(graph: Materia
 def test_materialization_metadata(graph: MaterializedGraph) -> None:
     raw = latest_metadata(graph, "raw", "rentals")
     assert raw["size_bytes"] > 0 and raw["path"].endswith(
-        "raw/rental_transactions/rental_transactions.csv"
+        "raw/rental_transactions/batch=full/rental_transactions.csv"
     )
     processed = latest_metadata(graph, "processed", "rentals")
     assert processed["rejected_by_reason"] == {

@@ -17,7 +17,7 @@ from car_rental_platform.assets.raw import raw_files
 from car_rental_platform.raw_records import RawEncodingError, land
 from car_rental_platform.resources.lake import LocalLake
 from car_rental_platform.resources.landing import LocalLanding
-from spark_jobs.contract import LOCATIONS, SOURCE_TABLES, USERS, RawSchemaError
+from spark_jobs.contract import LOCATIONS, RENTALS, SOURCE_TABLES, USERS, RawSchemaError
 from spark_jobs.raw_format import MANIFEST, Manifest
 
 USER_HEADER = ",".join(USERS.column_names)
@@ -228,7 +228,9 @@ def test_a_bad_export_on_a_good_lake_replaces_nothing(tmp_path: Path) -> None:
     assert land_all(landing, lake).success
     before = raw_zone(lake)
     assert sorted(before) == sorted(
-        f"raw/{t.raw_name}/{name}" for t in SOURCE_TABLES for name in (t.file_name, MANIFEST)
+        f"raw/{t.raw_name}/{'batch=full/' * (t is RENTALS)}{name}"
+        for t in SOURCE_TABLES
+        for name in (t.file_name, MANIFEST)
     )
 
     write_exports(landing, users_line=USER.replace("U1", "U9"))  # a good new users.csv

@@ -17,7 +17,15 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from spark_jobs import kpi_job, transform_job
-from spark_jobs.contract import LOCATIONS, RENTALS, USERS, VEHICLES, Check
+from spark_jobs.contract import (
+    LOCATIONS,
+    RENTALS,
+    USERS,
+    VEHICLES,
+    Check,
+    RentalBatch,
+    batch_folder,
+)
 from spark_jobs.raw_format import MANIFEST
 from tests.spark_fixtures import RecordingReporter, land_lines, rows
 
@@ -195,7 +203,7 @@ def test_a_column_in_another_format_fails_the_reject_rate_and_publishes_nothing(
 
 def test_records_lost_between_landing_and_the_job_fail_conservation(spark, tmp_path: Path) -> None:
     land_all(tmp_path)
-    manifest = tmp_path / "raw" / RENTALS.raw_name / MANIFEST
+    manifest = tmp_path / "raw" / RENTALS.raw_name / batch_folder(RentalBatch(None)) / MANIFEST
     landed = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**landed, "records": landed["records"] + 1}))
     reporter = transform(spark, tmp_path)

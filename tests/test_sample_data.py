@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from car_rental_platform.sample_data.__main__ import main
 from car_rental_platform.sample_data.generator import SampleSummary, generate
 from spark_jobs.contract import (
+    LOCATIONS,
     RENTALS,
     SOURCE_TABLES,
     USERS,
@@ -22,6 +23,8 @@ from spark_jobs.contract import (
     Column,
     RejectReason,
     SourceTable,
+    batch_order,
+    rental_batch,
 )
 
 R = RejectReason
@@ -206,3 +209,89 @@ def test_cli_prints_rows_per_file_planted_rows_and_time(tmp_path: Path, capsys) 
     for table in SOURCE_TABLES:
         assert str(tmp_path / table.file_name) in printed
     assert "rentals/negative_amount=6" in printed and "elapsed" in printed
+
+
+@pytest.fixture(scope="module")
+def daily_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SampleSummary]:
+    out = tmp_path_factory.mktemp("daily")
+    return out, generate(out, rentals=N_RENTALS, seed=7, daily=True)
+
+
+def daily_lines(out: Path) -> list[tuple[date, list[str]]]:
+    """(export day, fields) of every daily export's data lines, by day then file order."""
+    batches = [b for p in out.iterdir() if (b := rental_batch(p.name)) is not None]
+    assert all(batch.day is not None for batch in batches)
+    return [
+        (batch.day, fields)
+        for batch in batch_order(batches)
+        for fields in read(out / batch.file_name)[1:]
+    ]
+
+
+def kept(lines: list[list[str]]) -> list[list[str]]:
+    """The rental lines the cleaning rules keep: no problem, first occurrence of the id."""
+    seen: set[str] = set()
+    out = []
+    for fields in lines:
+        if problems(RENTALS, fields):
+            continue
+        if fields[0].strip() not in seen:
+            out.append(fields)
+        seen.add(fields[0].strip())
+    return out
+
+
+def test_daily_exports_hold_the_single_files_lines_and_the_same_snapshots(
+    sample, daily_sample
+) -> None:
+    (single, summary), (daily, daily_summary) = sample, daily_sample
+    assert not (daily / RENTALS.file_name).exists()
+    for table in (VEHICLES, USERS, LOCATIONS):
+        assert (daily / table.file_name).read_bytes() == (single / table.file_name).read_bytes()
+    names = sorted(p.name for p in daily.glob("rental_transactions_*.csv"))
+    assert names == sorted(n for n in daily_summary.rows if n.startswith("rental_transactions_"))
+    days = [rental_batch(n).day for n in names]
+    assert days == [days[0] + timedelta(days=i) for i in range(len(days))]  # one per day
+    for name in names:
+        assert (daily / name).read_text(encoding="utf-8").startswith(",".join(RENTALS.column_names))
+    lines = [fields for _, fields in daily_lines(daily)]
+    full = read(single / RENTALS.file_name)[1:]
+    assert sorted(lines) == sorted(full)
+    assert sum(daily_summary.rows[n] for n in names) == N_RENTALS
+    assert daily_summary.planted == summary.planted
+
+
+def test_daily_exports_reject_and_keep_what_the_single_file_does(sample, daily_sample) -> None:
+    (single, summary), (daily, _) = sample, daily_sample
+    lines = [fields for _, fields in daily_lines(daily)]
+    rejected = rejections(RENTALS, lines)
+    assert dict(rejected) == {k: v for k, v in summary.planted.items() if k[0] == "rentals"}
+    assert sorted(kept(lines)) == sorted(kept(read(single / RENTALS.file_name)[1:]))
+
+
+def test_daily_exports_have_late_arrivals_and_ids_repeated_across_days(daily_sample) -> None:
+    out, _ = daily_sample
+    late = 0
+    days_of: dict[str, set[date]] = {}
+    for day, fields in daily_lines(out):
+        if not problems(RENTALS, fields):
+            late += datetime.fromisoformat(fields[3]).date() < day
+        days_of.setdefault(fields[0].strip(), set()).add(day)
+    assert 0.01 * N_RENTALS <= late <= 0.06 * N_RENTALS
+    assert sum(len(d) > 1 for d in days_of.values()) >= 5
+
+
+def test_daily_exports_are_deterministic(tmp_path: Path) -> None:
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        generate(tmp_path / name, rentals=500, seed=seed, daily=True)
+    a, b, c = (sorted((tmp_path / n).iterdir()) for n in "abc")
+    assert [p.name for p in a] == [p.name for p in b]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+    assert [p.read_bytes() for p in a] != [p.read_bytes() for p in c]
+
+
+def test_cli_daily_prints_the_exports_in_one_line(tmp_path: Path, capsys) -> None:
+    main(["--out", str(tmp_path), "--rentals", "300", "--seed", "3", "--daily"])
+    printed = capsys.readouterr().out
+    assert "daily rental exports" in printed and "rental_transactions_2024-01-01.csv" in printed
+    assert len(printed.splitlines()) == 6

@@ -9,8 +9,16 @@ from car_rental_platform.assets.common import LAKE_WRITERS_POOL, OWNERS
 from car_rental_platform.raw_records import Landed, land
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.landing import Landing, MissingSourceFileError
-from spark_jobs.contract import SOURCE_TABLES, SourceTable, Zone
-from spark_jobs.raw_format import MANIFEST, Manifest
+from spark_jobs.contract import (
+    RENTALS,
+    SOURCE_TABLES,
+    SourceTable,
+    Zone,
+    batch_folder,
+    batch_order,
+    rental_batch,
+)
+from spark_jobs.raw_format import MANIFEST, Manifest, combined
 
 
 def raw_key(table: SourceTable) -> dg.AssetKey:
@@ -40,49 +48,84 @@ encoding (LookupError), a missing file: each named in the landing's one failure.
 def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeStorage):
     """Check every selected export, then copy them into the raw zone: all of them or none.
 
+    Rentals: every export present in the landing (the full file, daily exports) goes to its
+    own ``raw/rental_transactions/batch=<key>/``; batches not in the landing stay as they were.
+
     Each file is decoded, split into records and written as the canonical copy the transform
     reads (``spark_jobs.raw_format``). Only when every file passed is anything replaced, so a
     bad export never leaves the raw zone mixing two exports.
     """
     tables = [TABLES_BY_KEY[key] for key in sorted(context.selected_asset_keys)]
     with tempfile.TemporaryDirectory() as tmp:
-        landed: dict[SourceTable, Landed] = {}
+        landed: dict[SourceTable, list[tuple[str, Landed]]] = {}
         problems: list[str] = []
+        attempted = 0
         for table in tables:
-            source = f"{landing.location.rstrip('/')}/{table.file_name}"
-            folder = Path(tmp, table.raw_name)
-            folder.mkdir()
             try:
-                export = landing.fetch(table.file_name, folder / f"export-{table.file_name}")
-                landed[table] = land(
-                    export,
-                    table,
-                    source,
-                    folder / table.file_name,
-                    landing.encoding_of(table.file_name),
-                )
+                exports = exports_of(table, landing)
             except LANDING_ERRORS as exc:
                 problems.append(str(exc))
+                attempted += 1
+                continue
+            attempted += len(exports)
+            for folder_name, file_name in exports:
+                source = f"{landing.location.rstrip('/')}/{file_name}"
+                folder = Path(tmp, table.raw_name, folder_name)
+                folder.mkdir(parents=True)
+                try:
+                    export = landing.fetch(file_name, folder / f"export-{file_name}")
+                    item = land(
+                        export,
+                        table,
+                        source,
+                        folder / table.file_name,
+                        landing.encoding_of(file_name),
+                    )
+                    landed.setdefault(table, []).append((folder_name, item))
+                except LANDING_ERRORS as exc:
+                    problems.append(str(exc))
         if problems:
             raise dg.Failure(
                 description=(
-                    f"Nothing landed ({len(problems)} of {len(tables)} export(s) cannot be "
+                    f"Nothing landed ({len(problems)} of {attempted} export(s) cannot be "
                     "used; the raw zone keeps the previous export of every file): "
                     + " | ".join(problems)
                 ),
                 metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems))},
             )
-        for table, item in landed.items():
-            manifest_file = item.canonical.with_name(MANIFEST)
-            manifest_file.write_text(item.manifest.to_json())
-            uri = lake.put_files(
-                {table.file_name: item.canonical, MANIFEST: manifest_file}, Zone.RAW, table.raw_name
-            )
-            yield materialization(context, table, item.manifest, f"{uri}/{table.file_name}")
+        for table, items in landed.items():
+            uris = []
+            for folder_name, item in items:
+                manifest_file = item.canonical.with_name(MANIFEST)
+                manifest_file.write_text(item.manifest.to_json())
+                target = f"{table.raw_name}/{folder_name}" if folder_name else table.raw_name
+                uri = lake.put_files(
+                    {table.file_name: item.canonical, MANIFEST: manifest_file}, Zone.RAW, target
+                )
+                uris.append(f"{uri}/{table.file_name}")
+            manifest = combined([item.manifest for _, item in items])
+            yield materialization(context, table, manifest, uris)
+
+
+def exports_of(table: SourceTable, landing: Landing) -> list[tuple[str, str]]:
+    """(raw-zone folder, landed file) of each export of a table: ``("", vehicles.csv)`` for a
+    snapshot; for rentals every export present (DESIGN 3.5), each into its batch's folder, so
+    a day's landing never replaces another day's."""
+    if table is not RENTALS:
+        return [("", table.file_name)]
+    batches = batch_order(
+        batch for f in landing.list_csv() if (batch := rental_batch(f.name)) is not None
+    )
+    if not batches:
+        raise MissingSourceFileError(
+            f"no rentals export in {landing.location}: {RENTALS.file_name} or "
+            f"{RENTALS.raw_name}_YYYY-MM-DD.csv files"
+        )
+    return [(batch_folder(b), b.file_name) for b in batches]
 
 
 def materialization(
-    context: dg.AssetExecutionContext, table: SourceTable, manifest: Manifest, uri: str
+    context: dg.AssetExecutionContext, table: SourceTable, manifest: Manifest, uris: list[str]
 ) -> dg.MaterializeResult:
     """What a user wants to know of a landed file: its records and anything unusual in it."""
     notes = []
@@ -97,7 +140,7 @@ def materialization(
     detail = f" ({'; '.join(notes)})" if notes else ""
     context.log.info(
         f"{table.file_name}: {manifest.records} records, {manifest.size_bytes} bytes, "
-        f"{manifest.encoding}{detail} -> {uri}"
+        f"{manifest.encoding}{detail} -> {', '.join(uris)}"
     )
     return dg.MaterializeResult(
         asset_key=raw_key(table),
@@ -111,7 +154,9 @@ def materialization(
             "encoding": manifest.encoding,
             "size_bytes": manifest.size_bytes,
             "sha256": manifest.sha256,
-            "path": dg.MetadataValue.path(uri),
+            # Several exports: their table's folder (the parent of the batch folders).
+            "path": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 2)[0]),
+            "exports": len(uris),
             "source": dg.MetadataValue.path(manifest.source),
         },
     )

@@ -41,7 +41,7 @@ from car_rental_platform.resources.query import (
     quote_identifier,
     with_sql_types,
 )
-from spark_jobs.contract import Zone
+from spark_jobs.contract import SOURCES_BY_NAME, Zone
 
 LOCK_POLL_SECONDS = 0.05
 WAL_SUFFIX = ".wal"
@@ -159,6 +159,18 @@ def duckdb_connection(
             yield connection
 
 
+def partition_types(zone: Zone, table: str, location: str) -> dict[str, str] | None:
+    """Partition columns of a processed table present as folders, typed (a DATE for
+    ``rental_date=2024-01-01/``). An empty table is one file holding every column, without
+    partition folders, and DuckDB refuses types for partitions it does not see."""
+    source = SOURCES_BY_NAME.get(table) if zone is Zone.PROCESSED else None
+    if source is None:
+        return None
+    folder = Path(location)
+    present = {n: t for n, t in source.partition_types.items() if any(folder.glob(f"{n}=*"))}
+    return present or None
+
+
 def _parquet_source(location: str, partition_types: dict[str, str] | None = None) -> str:
     """``read_parquet`` over every Parquet file of a table folder (hive partitions typed)."""
     pattern = f"{location.rstrip('/')}/**/*.parquet".replace("'", "''")
@@ -255,7 +267,11 @@ class DuckDBCatalog(Catalog):
             registered = set(session.tables())
             for table in present:
                 before = session.describe(table)
-                session.register_table(table=table, location=lake.table_uri(zone, table))
+                session.register_table(
+                    table=table,
+                    location=lake.table_uri(zone, table),
+                    partition_types=partition_types(zone, table, lake.table_uri(zone, table)),
+                )
                 after = session.describe(table) or {}
                 result.columns[table] = after
                 if before is None:

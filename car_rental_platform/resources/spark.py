@@ -51,9 +51,8 @@ never lives long enough to repay C2's compile time on 2 cores; a long one does.
 
 QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
 """C1 alone gets a 48 MiB code cache by default (C1 and C2: 240 MiB). A whole run's generated
-code can fill it: with the incremental-lake branch's Hive-partitioned write, then the KPI job's
-plans in the same JVM, ``Out of space in CodeCache for adapters`` killed the KPI step on the
-20,000-rental sample. So the quick JIT keeps the default cache size of both tiers."""
+code (a Hive-partitioned write, then the KPI job's plans in the same JVM) filled it on the
+20,000-rental sample: ``Out of space in CodeCache for adapters`` killed the KPI step."""
 
 PipesResult = dg.MaterializeResult | dg.AssetCheckResult
 

@@ -6,4 +6,5 @@ row breaks exactly one rule of the data contract (DESIGN.md section 3) and
 rejects exactly those rows. The same seed and arguments give byte-identical files.
 
     python -m car_rental_platform.sample_data --out DIR [--rentals N] [--seed S] [--no-bad-rows]
+        [--daily]
 """

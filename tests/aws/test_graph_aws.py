@@ -571,9 +571,11 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     materialized = _materializations(result)
     s3 = aws_env.client("s3")
 
-    # Raw: each landed export copied to raw/<raw_name>/<file>, its data lines counted.
+    # Raw: each landed export copied to raw/<raw_name>/<file> (rentals: into the folder of
+    # its batch, raw/rental_transactions/batch=full/), its data lines counted.
     for table in SOURCE_TABLES:
-        key = f"raw/{table.raw_name}/{table.file_name}"
+        folder = f"raw/{table.raw_name}" + ("/batch=full" if table is RENTALS else "")
+        key = f"{folder}/{table.file_name}"
         metadata = materialized[f"raw/{table.name}"]
         assert metadata["row_count"] == sample.rows[table.file_name]
         assert metadata["path"] == f"s3://{bucket}/{key}"
@@ -582,7 +584,7 @@ def test_the_whole_graph_runs_on_the_aws_resources(
         canonical = tmp_path / f"canonical-{table.file_name}"
         land(deployment.landed / table.file_name, table, "landed", canonical)
         assert body == canonical.read_bytes()  # the canonical copy landing writes
-        manifest = s3.get_object(Bucket=bucket, Key=f"raw/{table.raw_name}/{MANIFEST}")
+        manifest = s3.get_object(Bucket=bucket, Key=f"{folder}/{MANIFEST}")
         assert json.loads(manifest["Body"].read())["records"] == sample.rows[table.file_name]
 
     # EMR: one transient cluster; the transform job, then the KPI job for all seven tables.
