@@ -22,6 +22,8 @@ rows are kept and counted on purpose and a warning must not break a scheduler's 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ from typing import TextIO
 
 import dagster as dg
 
+from car_rental_platform.partitions import RENTAL_BATCHES, landed_batches, new_partition_keys
 from car_rental_platform.resources.duckdb_catalog import duckdb_connection
 from car_rental_platform.resources.query import quote_identifier
 from car_rental_platform.sample_data.generator import generate
@@ -52,7 +55,11 @@ from spark_jobs.contract import (
     REJECTED_ROWS_TABLE,
     RENTALS,
     SOURCE_TABLES,
+    Zone,
+    batch_folder,
+    table_path,
 )
+from spark_jobs.raw_format import MANIFEST, Manifest
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKSPACE = PROJECT_DIR / "workspace.yaml"
@@ -102,14 +109,73 @@ def run_log_path(home: Path) -> Path:
 
 
 def launch_command(
-    run_id: str, *, workspace: Path = WORKSPACE, location: str = LOCATION, job: str = JOB
+    run_id: str,
+    *,
+    workspace: Path = WORKSPACE,
+    location: str = LOCATION,
+    job: str = JOB,
+    partitions: tuple[str, str] | None = None,
 ) -> list[str]:
-    """``dagster job launch`` of the job in the workspace's code location, with our run id."""
+    """``dagster job launch`` of the job in the workspace's code location, with our run id,
+    over the range ``partitions`` (first, last) of the rentals batches."""
     dagster = Path(sys.executable).with_name("dagster")
-    return [
+    command = [
         str(dagster), "job", "launch", "-w", str(workspace), "-l", location, "-j", job,
         "--run-id", run_id,
     ]  # fmt: skip
+    if partitions is not None:
+        tags = {RANGE_START: partitions[0], RANGE_END: partitions[1]}
+        command += ["--tags", json.dumps(tags)]
+    return command
+
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+"""Dagster's tags of a run over a range of partitions (what a single-run backfill sets)."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def batches_to_run(
+    instance: dg.DagsterInstance, settings: LocalSettings, out: Callable[[str], None] = print
+) -> tuple[str, str]:
+    """The range of rentals batches the run processes: from the first to the last export that
+    is new or changed (its bytes differ from the raw zone's copy, or it was never processed).
+
+    Every landed export is registered as a partition first (in batch order). With nothing new,
+    the newest batch is run again, so the snapshots and everything downstream still refresh.
+    """
+    source = Path(settings.source_dir)
+    batches = landed_batches([p.name for p in source.glob("*.csv") if p.is_file()])
+    instance.add_dynamic_partitions(RENTAL_BATCHES.name, new_partition_keys(instance, batches))
+    processed = instance.get_materialized_partitions(dg.AssetKey(["processed", RENTALS.name]))
+    raw = Path(table_path(settings.lake_root, Zone.RAW.value, RENTALS.raw_name))
+    changed = []
+    for batch in batches:
+        manifest = raw / batch_folder(batch) / MANIFEST
+        if (
+            batch.key not in processed
+            or not manifest.exists()
+            or Manifest.from_json(manifest.read_text()).sha256 != _sha256(source / batch.file_name)
+        ):
+            changed.append(batch.key)
+    order = instance.get_dynamic_partitions(RENTAL_BATCHES.name)
+    if not changed:
+        out(f"No new or changed rentals export: refreshing the newest, {batches[-1].key}.")
+        return batches[-1].key, batches[-1].key
+    first, last = min(changed, key=order.index), max(changed, key=order.index)
+    span = order.index(last) - order.index(first) + 1
+    out(
+        f"Rentals exports new or changed: {len(changed)}; "
+        f"running {span} batch(es), {first} to {last}."
+    )
+    return first, last
 
 
 def progress_line(record: dg.EventLogRecord) -> str | None:
@@ -356,8 +422,10 @@ def main() -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     run_id = str(uuid.uuid4())
     started = time.monotonic()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        partitions = batches_to_run(instance, settings)
     with log_path.open("w") as log:
-        succeeded = run_job(env, log, launch_command(run_id), run_id)
+        succeeded = run_job(env, log, launch_command(run_id, partitions=partitions), run_id)
     elapsed = time.monotonic() - started
     if succeeded:
         print(

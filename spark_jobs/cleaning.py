@@ -79,6 +79,10 @@ class Cleaned:
     @property
     def rejected(self) -> DataFrame:
         """Rejected rows in the ``rejected_rows`` layout."""
+        return self.rejected_with()
+
+    def rejected_with(self, *extra: Column) -> DataFrame:
+        """Rejected rows in the ``rejected_rows`` layout, then the ``extra`` columns."""
         return self.annotated.where(F.col(REASON).isNotNull()).select(
             F.lit(self.table.name).alias("source_table"),
             F.col(SOURCE_FILE).alias("source_file"),
@@ -86,6 +90,7 @@ class Cleaned:
             F.col(REASON).alias("reason"),
             rejection_detail(self.table).alias("detail"),
             raw_record(self.table).alias("record"),
+            *extra,
         )
 
     def counts(self) -> dict[str | None, int]:
@@ -374,9 +379,20 @@ def rejection_detail(table: SourceTable) -> Column:
     return detail.when(reason == RejectReason.DUPLICATE_KEY.value, seen)
 
 
-def clean(table: SourceTable, raw: DataFrame) -> Cleaned:
-    """Split raw rows (from ``read_raw``) into typed kept rows and rejected rows."""
+def clean(table: SourceTable, raw: DataFrame, earlier: DataFrame | None = None) -> Cleaned:
+    """Split raw rows (from ``read_raw``) into typed kept rows and rejected rows.
+
+    ``earlier`` (key, ``FIRST_SEEN``) holds the first valid position of keys already seen in
+    batches outside ``raw`` (the rentals key index): a row placed after one of them is a
+    duplicate too, so a batch cleaned alone decides exactly as when cleaned with all.
+    """
     repeated = repeated_keys(table, raw)
+    if earlier is not None:
+        repeated = (
+            repeated.unionByName(earlier.select(table.key, FIRST_SEEN))
+            .groupBy(table.key)
+            .agg(F.min(FIRST_SEEN).alias(FIRST_SEEN))
+        )
     return Cleaned(table, mark_duplicates(annotate(table, raw), repeated, table.key), repeated)
 
 
@@ -385,7 +401,7 @@ def raw_alias(name: str) -> str:
     return f"_raw_{name}"
 
 
-def _position() -> Column:
+def position() -> Column:
     """A row's place in the input: its export (batch order), then its line in that export."""
     return F.struct(F.col(BATCH_RANK), F.col(SOURCE_FILE), F.col(ROW_ORDER))
 
@@ -419,7 +435,7 @@ def repeated_keys(table: SourceTable, raw: DataFrame) -> DataFrame:
         .groupBy(key)
         .agg(
             F.count(F.when(valid, F.lit(1))).alias("_n"),
-            F.min(F.when(valid, _position())).alias(FIRST_SEEN),
+            F.min(F.when(valid, position())).alias(FIRST_SEEN),
         )
         .where(F.col("_n") > 1)
         .select(key, FIRST_SEEN)
@@ -432,10 +448,12 @@ def mark_duplicates(annotated: DataFrame, repeated: DataFrame, key: str) -> Data
     "Earlier" is (batch, source file, row order); ``repeated`` (from ``repeated_keys``) is broadcast
     and joined back on the key, so the wide rows are never shuffled.
     """
-    position = _position()
+    here = position()
     joined = annotated.join(F.broadcast(repeated), key, "left")
+    # After the first position: the first itself is kept unless a batch outside this input
+    # saw the key earlier, whose position is then the first.
     is_duplicate = (
-        F.col(REASON).isNull() & F.col(FIRST_SEEN).isNotNull() & (position != F.col(FIRST_SEEN))
+        F.col(REASON).isNull() & F.col(FIRST_SEEN).isNotNull() & (here > F.col(FIRST_SEEN))
     )
     return joined.select(
         *[c for c in annotated.columns if c != REASON],

@@ -546,6 +546,8 @@ class Zone(StrEnum):
     LOGS = "logs"
     STAGING = "_staging"
     """Tables written by a job and not yet checked and published (``spark_jobs.publish``)."""
+    STATE = "_state"
+    """The platform's own bookkeeping (the rentals key index), outside every crawled zone."""
 
 
 DATABASE = "car_rental_db"

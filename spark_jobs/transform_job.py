@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs import cli, quality
+from spark_jobs import cli, quality, rental_batches
 from spark_jobs.cleaning import (
     REASON,
     Cleaned,
@@ -31,7 +31,6 @@ from spark_jobs.cleaning import (
     read_raw_batches,
 )
 from spark_jobs.contract import (
-    BATCH_FOLDER,
     DEFAULT_MAX_REJECT_RATE,
     LOCATIONS,
     PROCESSED_TABLES,
@@ -45,13 +44,12 @@ from spark_jobs.contract import (
     RentalBatch,
     SourceTable,
     Zone,
-    batch_of_key,
     batch_order,
 )
 from spark_jobs.markdown import markdown_table
 from spark_jobs.publish import publish, staging_path
 from spark_jobs.quality import CheckOutcome, Problem
-from spark_jobs.raw_format import MANIFEST, Manifest, combined
+from spark_jobs.raw_format import Manifest, combined
 from spark_jobs.reporting import Reporter
 
 PREVIEW_ROWS = 10
@@ -61,64 +59,113 @@ PARALLEL_TABLES = 4
 between the big table's stages, and at small sizes job start-up latency overlaps."""
 
 
-def clean_all(spark: SparkSession, args: argparse.Namespace) -> list[tuple[Cleaned, Manifest]]:
-    """Read and clean every input (lazily; nothing is computed yet).
+REJECTED_FILE = "_file"
+"""Which file of ``processed/rejected_rows/`` a rejected row goes to: ``<table>.parquet`` for a
+snapshot, ``rentals-<batch>.parquet`` per rentals batch, so a run replaces only its own."""
 
-    Rentals are every landed batch (the full file and the daily exports) read as one input,
-    so a key repeated across exports is decided by batch order, whatever order the exports
-    landed or were processed in.
-    """
+
+EMPTY_FILE = "none.parquet"
+"""The one file of ``rejected_rows`` when no input has a rejected row."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input to clean; for the rentals, which batches and how they are published."""
+
+    cleaned: Cleaned
+    manifest: Manifest
+    rejected_file: Column
+    batches: list[RentalBatch] = field(default_factory=list)
+    """Rentals batches rewritten by this run (requested, and those whose kept copies change)."""
+    requested: list[RentalBatch] = field(default_factory=list)
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    whole: bool = True
+    """Every landed batch is rewritten: the table is replaced whole, not date by date."""
+    index: DataFrame | None = None
+
+
+def clean_inputs(
+    spark: SparkSession, args: argparse.Namespace, tables: list[SourceTable], reporter: Reporter
+) -> list[Input]:
+    """Read and clean the inputs (lazily; nothing is computed yet, but the rentals' plan)."""
     inputs = []
-    for table in SOURCE_TABLES:
+    for table in tables:
         folder = cli.lake_path(args, "raw_zone", table.raw_name)
         if table is RENTALS:
-            batches = [(b, read_manifest(spark, path)) for b, path in landed_batches(spark, folder)]
-            raw = read_raw_batches(spark, table, folder, batches)
-            inputs.append((clean(table, raw), combined([m for _, m in batches])))
+            inputs.append(rentals_input(spark, args, folder, reporter))
         else:
             manifest = read_manifest(spark, folder)
-            inputs.append((clean(table, read_raw(spark, table, folder, manifest)), manifest))
+            cleaned = clean(table, read_raw(spark, table, folder, manifest))
+            inputs.append(Input(cleaned, manifest, F.lit(table.name)))
     return inputs
 
 
-def landed_batches(spark: SparkSession, folder: str) -> list[tuple[RentalBatch, str]]:
-    """The rentals batches landed completely (with a manifest) under ``folder``, in batch
-    order; a landing still copying is a hidden sibling folder, which the pattern skips."""
-    jvm = spark.sparkContext._jvm
-    pattern = jvm.org.apache.hadoop.fs.Path(f"{folder.rstrip('/')}/{BATCH_FOLDER}*")
-    fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    found = {}
-    for status in fs.globStatus(pattern) or []:
-        path = status.getPath()
-        if status.isDirectory() and fs.exists(jvm.org.apache.hadoop.fs.Path(path, MANIFEST)):
-            found[batch_of_key(path.getName()[len(BATCH_FOLDER) :])] = path.toString()
-    if not found:
-        raise FileNotFoundError(
-            f"no rentals export landed under {folder} ({BATCH_FOLDER}<key>/ with {MANIFEST}): "
-            "materialize raw/rentals first"
-        )
-    return [(batch, found[batch]) for batch in batch_order(found)]
+def rentals_input(
+    spark: SparkSession, args: argparse.Namespace, folder: str, reporter: Reporter
+) -> Input:
+    """The rentals batches of ``--batches`` (all landed ones by default), and any batch whose
+    kept copies they change, cleaned against the key index of the others."""
+    landed = rental_batches.landed_batches(spark, folder)
+    requested = rental_batches.requested_batches(args.batches, landed, folder)
+    manifests = {b.key: read_manifest(spark, landed[b]) for b in requested}
+    index = rental_batches.read_index(spark, rental_batches.index_path(args))
+    batches, earlier = list(requested), None
+    if set(requested) != set(landed):
+        pairs = [(b, manifests[b.key]) for b in requested]
+        new = rental_batches.valid_positions(read_raw_batches(spark, RENTALS, folder, pairs))
+        extra = rental_batches.affected_batches(requested, new, index)
+        if extra:
+            reporter.log(
+                f"rentals: batch(es) {[b.key for b in extra]} share rental_ids with "
+                f"{[b.key for b in requested]} and keep other copies now: rewritten too"
+            )
+        batches = batch_order([*requested, *[b for b in extra if b in landed]])
+        manifests |= {b.key: read_manifest(spark, landed[b]) for b in batches}
+    whole = set(batches) == set(landed)
+    pairs = [(b, manifests[b.key]) for b in batches]
+    raw = read_raw_batches(spark, RENTALS, folder, pairs)
+    if not whole:
+        earlier = rental_batches.earlier_positions(index, batches, raw)
+    rejected_file = F.concat(F.lit(f"{RENTALS.name}-"), rental_batches.batch_key(batches))
+    return Input(
+        clean(RENTALS, raw, earlier),
+        combined([m for _, m in pairs]),
+        rejected_file,
+        batches,
+        requested,
+        manifests,
+        whole,
+        index,
+    )
 
 
 @dataclass(frozen=True)
 class Written:
     """One input after its kept rows are staged; ``rejected`` is cached (it is small)."""
 
-    table: SourceTable
-    manifest: Manifest
+    input: Input
     staged: str
     kept: int
     rejected: DataFrame
     rejected_by_reason: dict[str, int]
+    rejected_by_file: dict[str, int]
     problems: list[Problem]
     """(what failed, rows, example values) of the rejected rows, most frequent first."""
+
+    @property
+    def table(self) -> SourceTable:
+        return self.input.cleaned.table
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.input.manifest
 
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
 
 
-def write_table(spark: SparkSession, item: Cleaned, manifest: Manifest, staged: str) -> Written:
+def write_table(spark: SparkSession, args: argparse.Namespace, item: Input, staged: str) -> Written:
     """Stage the kept rows, then collect the rejected ones: three passes over the input.
 
     Finding repeated keys is one grouped pass (cached, it is small); writing the kept rows
@@ -126,23 +173,30 @@ def write_table(spark: SparkSession, item: Cleaned, manifest: Manifest, staged: 
     flat as inputs grow. The failing rows are cached before their detail and JSON record are
     built, so those wide expressions run on them alone, in a stage of their own.
     """
-    repeated = item.repeated_keys.cache()
-    partition_by = item.table.partition_by
-    item.kept.write.mode("overwrite").partitionBy(*partition_by).parquet(staged)
-    kept = spark.read.schema(item.kept.schema).parquet(staged).count()
+    cleaned = item.cleaned
+    repeated = cleaned.repeated_keys.cache()
+    partition_by = cleaned.table.partition_by
+    cleaned.kept.write.mode("overwrite").partitionBy(*partition_by).parquet(staged)
+    kept = spark.read.schema(cleaned.kept.schema).parquet(staged).count()
     if partition_by and not kept:
         # No rows, no partition folder, no file: readers would find no schema. One empty file
         # holding every column keeps an empty table readable (0 rows, not an error).
-        spark.createDataFrame([], item.kept.schema).write.mode("overwrite").parquet(staged)
-    failing = item.failing().cache()
-    rejected = failing.rejected.cache()
-    counts = {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}
+        spark.createDataFrame([], cleaned.kept.schema).write.mode("overwrite").parquet(staged)
+    failing = cleaned.failing().cache()
+    rejected = failing.rejected_with(item.rejected_file.alias(REJECTED_FILE)).cache()
+    by_file_reason = rejected.groupBy(REJECTED_FILE, "reason").count().collect()
+    counts: dict[str, int] = {}
+    files: dict[str, int] = {}
+    for row in by_file_reason:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + row["count"]
+        files[row[REJECTED_FILE]] = files.get(row[REJECTED_FILE], 0) + row["count"]
     problems = reject_problems(failing, counts) if counts else []
     failing.annotated.unpersist()
     repeated.unpersist()
-    return Written(
-        item.table, manifest, staged, kept, rejected, dict(sorted(counts.items())), problems
-    )
+    if item.batches:
+        rows = rental_batches.index_rows(cleaned, item.batches)
+        rental_batches.stage_index(args, rows)
+    return Written(item, staged, kept, rejected, dict(sorted(counts.items())), files, problems)
 
 
 COLUMN_REASONS = (
@@ -193,46 +247,112 @@ def reject_rate(item: Written, limit: float) -> CheckOutcome:
     )
 
 
-def conservation(item: Written) -> CheckOutcome:
-    return quality.conservation_verdict(
+def conservation(item: Written, kept_by_batch: dict[str, int]) -> CheckOutcome:
+    """Rows in = kept + rejected, for the input and (rentals) for each batch rewritten."""
+    outcome = quality.conservation_verdict(
         item.manifest.records, item.kept, item.rows_rejected, item.manifest.source
     )
+    uneven = {}
+    for key, manifest in item.input.manifests.items():
+        if key not in {b.key for b in item.input.batches}:
+            continue
+        kept = kept_by_batch.get(key, 0)
+        rejected = item.rejected_by_file.get(f"{RENTALS.name}-{key}", 0)
+        if manifest.records != kept + rejected:
+            uneven[key] = f"{manifest.records} in, {kept} kept, {rejected} rejected"
+    if not uneven:
+        return outcome
+    return CheckOutcome(False, {**outcome.metadata, "batches_not_conserved": uneven})
+
+
+def snapshot_frames(
+    spark: SparkSession, args: argparse.Namespace, staged: dict[str, DataFrame]
+) -> dict[str, DataFrame] | None:
+    """The three snapshots as this run staged them, else as published (None: not all exist)."""
+    frames = {}
+    for table in (VEHICLES, USERS, LOCATIONS):
+        if table.name in staged:
+            frames[table.name] = staged[table.name]
+            continue
+        path = cli.lake_path(args, "processed_zone", table.name)
+        if not rental_batches.LakeFiles(spark, path).exists(path):
+            return None
+        frames[table.name] = spark.read.parquet(path)
+    return frames
 
 
 def table_checks(
-    spark: SparkSession, written: list[Written], limit: float
+    spark: SparkSession,
+    args: argparse.Namespace,
+    written: list[Written],
+    limit: float,
+    others_kept: DataFrame | None,
+    kept_by_batch: dict[str, int],
 ) -> dict[str, dict[Check, CheckOutcome]]:
-    """Every processed check, on the staged tables (what would be published)."""
+    """Every processed check of the inputs cleaned, on what was staged (what would be
+    published); the rentals' keys also against the kept keys of the batches not rewritten."""
     staged = {w.table.name: spark.read.parquet(w.staged) for w in written}
     outcomes: dict[str, dict[Check, CheckOutcome]] = {}
     for item in written:
+        keys = staged[item.table.name].select(item.table.key)
+        if item.table is RENTALS and others_kept is not None:
+            keys = keys.unionByName(others_kept)
         outcomes[item.table.name] = {
-            Check.ROWS_CONSERVED: conservation(item),
-            Check.PRIMARY_KEY_UNIQUE: quality.duplicate_keys(
-                staged[item.table.name], [item.table.key]
-            ),
+            Check.ROWS_CONSERVED: conservation(item, kept_by_batch),
+            Check.PRIMARY_KEY_UNIQUE: quality.duplicate_keys(keys, [item.table.key]),
             Check.REJECT_RATE: reject_rate(item, limit),
         }
-    outcomes[RENTALS.name][Check.REFERENCES_KNOWN] = quality.unknown_references(
-        staged[RENTALS.name], staged[VEHICLES.name], staged[USERS.name], staged[LOCATIONS.name]
-    )
+    if RENTALS.name in staged:
+        snapshots = snapshot_frames(spark, args, staged)
+        if snapshots is None:
+            outcome = CheckOutcome(
+                False,
+                {"reason": "vehicles, users and locations are not all processed yet"},
+                severity="WARN",
+            )
+        else:
+            outcome = quality.unknown_references(
+                staged[RENTALS.name],
+                snapshots[VEHICLES.name],
+                snapshots[USERS.name],
+                snapshots[LOCATIONS.name],
+            )
+        outcomes[RENTALS.name][Check.REFERENCES_KNOWN] = outcome
     return outcomes
 
 
+def inputs_of(chosen: list[str]) -> list[SourceTable]:
+    """The inputs a run cleans: those of the chosen tables (all four for rejected_rows alone,
+    which holds every input's rejects)."""
+    tables = [t for t in SOURCE_TABLES if t.name in chosen]
+    return tables or list(SOURCE_TABLES)
+
+
 def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> None:
-    """Stage, check, then publish the four tables together, or none of them.
+    """Stage, check, then publish the chosen tables together, or none of them.
 
     The rejected rows are published either way: when a check stops the tables, they are
-    what explains it. ``--tables`` narrows what is published (a subset of the assets
-    materialized from the UI); every input is still cleaned and checked, since the checks
-    span the four tables.
+    what explains it. ``--tables`` narrows what is cleaned and published (a subset of the
+    assets materialized from the UI); ``--batches`` narrows the rentals to those batches
+    (Dagster partitions), plus any batch whose kept copies they change.
     """
     chosen = set(published_tables(args.tables))
-    inputs = clean_all(spark, args)
-    staged = [staging_path(args, "processed_zone", c.table.name) for c, _ in inputs]
+    inputs = clean_inputs(spark, args, inputs_of(sorted(chosen)), reporter)
+    staged = [staging_path(args, "processed_zone", i.cleaned.table.name) for i in inputs]
     with ThreadPoolExecutor(max_workers=PARALLEL_TABLES) as pool:
-        written = list(pool.map(lambda i, p: write_table(spark, i[0], i[1], p), inputs, staged))
-    outcomes = table_checks(spark, written, args.max_reject_rate)
+        written = list(pool.map(lambda i, p: write_table(spark, args, i, p), inputs, staged))
+    rentals = next((w for w in written if w.table is RENTALS), None)
+    others_kept, kept_by_batch, dates = None, {}, None
+    if rentals is not None:
+        kept_by_batch = rental_batches.staged_kept_by_batch(spark, args)
+        if not rentals.input.whole:
+            others_kept = rental_batches.kept_keys_outside(
+                rentals.input.index, rentals.input.batches
+            )
+            dates = rental_batches.touched_dates(
+                rentals.input.index, rentals.input.batches, spark.read.parquet(rentals.staged)
+            )
+    outcomes = table_checks(spark, args, written, args.max_reject_rate, others_kept, kept_by_batch)
     failures = quality.blocking_failures(outcomes)
     for item in written:
         reporter.log(
@@ -251,41 +371,101 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
         )
     else:
         for item in (w for w in written if w.table.name in chosen):
-            path = publish(spark, args, "processed_zone", item.table.name)
-            reporter.report(
-                f"{Zone.PROCESSED}/{item.table.name}",
-                {
-                    "row_count": item.kept,
-                    "rows_in": item.manifest.records,
-                    "rows_rejected": item.rows_rejected,
-                    "rejected_by_reason": item.rejected_by_reason,
-                    "source": item.manifest.source,
-                    "encoding": item.manifest.encoding,
-                    "path": path,
-                },
-            )
+            metadata = {
+                "row_count": item.kept,
+                "rows_in": item.manifest.records,
+                "rows_rejected": item.rows_rejected,
+                "rejected_by_reason": item.rejected_by_reason,
+                "source": item.manifest.source,
+                "encoding": item.manifest.encoding,
+            }
+            if item is rentals:
+                metadata |= publish_rentals(spark, args, item, dates, others_kept, reporter)
+                path = cli.lake_path(args, "processed_zone", RENTALS.name)
+            else:
+                path = publish(spark, args, "processed_zone", item.table.name)
+            reporter.report(f"{Zone.PROCESSED}/{item.table.name}", {**metadata, "path": path})
     for table, checks in outcomes.items():
         if table in chosen:  # Pipes accepts checks of the step's assets only
             for check, outcome in checks.items():
                 reporter.check(f"{Zone.PROCESSED}/{table}", check, outcome)
 
 
+def publish_rentals(
+    spark: SparkSession,
+    args: argparse.Namespace,
+    item: Written,
+    dates: rental_batches.Dates | None,
+    others_kept: DataFrame | None,
+    reporter: Reporter,
+) -> dict[str, object]:
+    """Publish the rewritten rentals batches and their index; what the table now holds.
+
+    Every landed batch rewritten: the table and the index are replaced whole. Otherwise only
+    the ``rental_date=`` folders holding rows of the rewritten batches are rewritten.
+    """
+    batches = item.input.batches
+    if dates is None:
+        publish(spark, args, "processed_zone", RENTALS.name)
+        rental_batches.publish_index(spark, args, batches, whole=True)
+        table_rows = item.kept
+        touched = "all"
+    else:
+        folder = cli.lake_path(args, "processed_zone", RENTALS.name)
+        rental_batches.publish_dates(spark, folder, item.staged, f"{item.staged}.__merged", dates)
+        table_rows = item.kept + (others_kept.count() if others_kept is not None else 0)
+        rental_batches.publish_index(spark, args, batches, whole=False)
+        touched = len(dates.touched)
+        reporter.log(
+            f"rentals: batch(es) {[b.key for b in batches]} rewritten in {touched} "
+            f"rental_date folder(s); the table holds {table_rows} rows"
+        )
+    requested = [b.key for b in item.input.requested]
+    return {
+        "row_count": table_rows,
+        "batch_rows_kept": item.kept,
+        "batches": requested,
+        "batches_also_rewritten": [b.key for b in batches if b.key not in requested],
+        "rental_date_folders_rewritten": touched,
+    }
+
+
 def publish_rejected_rows(
     spark: SparkSession, args: argparse.Namespace, reporter: Reporter, written: list[Written]
 ) -> None:
+    """One file per snapshot and per rentals batch cleaned, each replacing its earlier one."""
     staged = staging_path(args, "processed_zone", REJECTED_ROWS_TABLE)
     union = reduce(DataFrame.unionByName, (w.rejected for w in written))
-    union.coalesce(1).write.mode("overwrite").parquet(staged)
+    union.repartition(REJECTED_FILE).write.mode("overwrite").partitionBy(REJECTED_FILE).parquet(
+        staged
+    )
     rejected_by_table = {w.table.name: w.rejected_by_reason for w in written}
     total = sum(w.rows_rejected for w in written)
-    preview = markdown_table(union.limit(PREVIEW_ROWS).collect(), union.columns)
+    preview_rows = union.drop(REJECTED_FILE).limit(PREVIEW_ROWS).collect()
+    preview = markdown_table(preview_rows, [c for c in union.columns if c != REJECTED_FILE])
     for item in written:
         item.rejected.unpersist()
-    path = publish(spark, args, "processed_zone", REJECTED_ROWS_TABLE)
+    names = [
+        *[w.table.name for w in written if w.table is not RENTALS],
+        *[f"{RENTALS.name}-{b.key}" for w in written for b in w.input.batches],
+    ]
+    every_input = len(written) == len(SOURCE_TABLES) and all(w.input.whole for w in written)
+    path = rental_batches.publish_files(
+        spark, staged, cli.lake_path(args, "processed_zone", REJECTED_ROWS_TABLE), REJECTED_FILE,
+        names, whole=every_input,
+    )  # fmt: skip
+    files = rental_batches.LakeFiles(spark, path)
+    if not files.glob(f"{path}/*.parquet"):
+        # No rejected row anywhere: one empty file keeps the table readable (0 rows).
+        empty = union.drop(REJECTED_FILE).where(F.lit(False)).coalesce(1)
+        empty.write.mode("overwrite").parquet(staged)
+        files.replace(files.glob(f"{staged}/*.parquet")[0][0], f"{path}/{EMPTY_FILE}")
+        files.delete(staged)
     reporter.report(
         f"{Zone.PROCESSED}/{REJECTED_ROWS_TABLE}",
         {
-            "row_count": total,
+            "row_count": spark.read.parquet(path).count(),
+            "rows_rejected_now": total,
             "rejected_by_table": rejected_by_table,
             "path": path,
             "preview": {"raw_value": preview, "type": "md"},
@@ -302,6 +482,10 @@ def parser() -> argparse.ArgumentParser:
     parser = cli.base_parser(__doc__.splitlines()[0])
     parser.add_argument(
         "--tables", help="Comma-separated processed tables to publish (default: all five)."
+    )
+    parser.add_argument(
+        "--batches",
+        help="Comma-separated rentals batches (full, YYYY-MM-DD) to rewrite (default: all landed).",
     )
     parser.add_argument(
         "--max-reject-rate",

@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 
 from car_rental_platform.definitions import ASSETS
+from car_rental_platform.main import RANGE_END, RANGE_START
+from car_rental_platform.partitions import RENTAL_BATCHES
 from car_rental_platform.resources.local import local_resources
 from spark_jobs.contract import (
     KPI_TABLES,
@@ -90,20 +92,36 @@ class Lake:
         self.instance = instance
         write_snapshots(self.landing)
 
-    def materialize(self) -> None:
+    def materialize(self, *keys: str) -> None:
+        """One run over the rentals partitions ``keys`` (a range, as a single-run backfill
+        launches it) and every unpartitioned asset; the keys are registered first."""
+        known = self.instance.get_dynamic_partitions(RENTAL_BATCHES.name)
+        new = [key for key in sorted(keys) if key not in known]
+        self.instance.add_dynamic_partitions(RENTAL_BATCHES.name, new)
+        order = self.instance.get_dynamic_partitions(RENTAL_BATCHES.name)
+        span = sorted(order.index(key) for key in keys)
+        assert span == list(range(span[0], span[-1] + 1)), f"{keys} not a range of {order}"
         result = dg.materialize(
             ASSETS,
             resources=local_resources(self.settings),
             instance=self.instance,
             selection=dg.AssetSelection.groups("raw", "processed", "kpi", "catalog"),
+            tags={RANGE_START: order[span[0]], RANGE_END: order[span[-1]]},
             raise_on_error=False,
         )
         assert result.success
+        processed = dg.AssetKey(["processed", RENTALS.name])
+        assert set(keys) <= self.instance.get_materialized_partitions(processed)
 
     def kpi(self, name: str) -> pd.DataFrame:
         table = next(t for t in KPI_TABLES if t.name == name)
         frame = pd.read_parquet(self.root / "kpi" / name)
         return frame.sort_values(list(table.key)).reset_index(drop=True)
+
+    def processed_files(self, day: str) -> dict[str, float]:
+        """The Parquet files of one ``rental_date`` folder and their modification times."""
+        folder = self.root / "processed" / RENTALS.name / f"rental_date={day}"
+        return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.parquet")}
 
     def rejected(self) -> list[tuple[str, str, str]]:
         frame = pd.read_parquet(self.root / "processed" / "rejected_rows")
@@ -121,11 +139,11 @@ def instance():
 
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory: pytest.TempPathFactory, instance: dg.DagsterInstance) -> Lake:
-    """The three days landed together and materialized once."""
+    """The three days landed together and materialized in one run (a three-day backfill)."""
     lake = Lake(tmp_path_factory.mktemp("daily"), instance)
     for day, lines in DAYS.items():
         write_day(lake.landing, day, lines)
-    lake.materialize()
+    lake.materialize(*DAYS)
     return lake
 
 
@@ -133,7 +151,7 @@ def test_daily_exports_give_the_kpis_of_one_concatenated_file(daily: Lake, tmp_p
     single = Lake(tmp_path / "single", daily.instance)
     concatenated = [line for lines in DAYS.values() for line in lines]
     write(single.landing / RENTALS.file_name, RENTALS.column_names, concatenated)
-    single.materialize()
+    single.materialize("full")
     for table in KPI_TABLES:
         pd.testing.assert_frame_equal(daily.kpi(table.name), single.kpi(table.name))
     days = daily.kpi("daily_metrics")[["rental_date", "total_transactions", "total_revenue"]]
@@ -156,32 +174,37 @@ def rejected_record(line: str) -> str:
 
 
 def test_days_out_of_order_a_corrected_day_and_raw_history(daily: Lake, tmp_path: Path) -> None:
-    lake = Lake(tmp_path / "out_of_order", daily.instance)
-    write_day(lake.landing, "2024-03-02", DAYS["2024-03-02"])
-    lake.materialize()
-    # Alone, day 2 keeps its R1 (the only one seen so far).
-    assert lake.revenue() == Decimal("99.99") + Decimal("75.00") + Decimal("12.50")
-    assert lake.rejected() == []
+    """Each run processes only the days it names (the partitions), in any order."""
+    with dg.instance_for_test() as instance:
+        lake = Lake(tmp_path / "out_of_order", instance)
+        write_day(lake.landing, "2024-03-02", DAYS["2024-03-02"])
+        lake.materialize("2024-03-02")
+        # Alone, day 2 keeps its R1 (the only one seen so far).
+        assert lake.revenue() == Decimal("99.99") + Decimal("75.00") + Decimal("12.50")
+        assert lake.rejected() == []
 
-    write_day(lake.landing, "2024-03-03", DAYS["2024-03-03"])
-    write_day(lake.landing, "2024-03-01", DAYS["2024-03-01"])
-    lake.materialize()
-    # Day 1 landed later but is earlier: its R1 is kept and day 2's becomes the duplicate.
-    for table in KPI_TABLES:
-        pd.testing.assert_frame_equal(lake.kpi(table.name), daily.kpi(table.name))
-    assert lake.rejected() == daily.rejected()
+        write_day(lake.landing, "2024-03-03", DAYS["2024-03-03"])
+        write_day(lake.landing, "2024-03-01", DAYS["2024-03-01"])
+        lake.materialize("2024-03-01", "2024-03-03")
+        # Day 1 processed later but is earlier: its R1 is kept and day 2's becomes the
+        # duplicate, so day 2 (not in the run) was rewritten too.
+        for table in KPI_TABLES:
+            pd.testing.assert_frame_equal(lake.kpi(table.name), daily.kpi(table.name))
+        assert lake.rejected() == daily.rejected()
 
-    # Day 3 re-landed corrected; day 1 gone from the landing folder (archived upstream).
-    raw = lake.root / "raw" / RENTALS.raw_name
-    earlier = {str(p): p.read_bytes() for p in raw.glob("batch=2024-03-0[12]/*")}
-    write_day(lake.landing, "2024-03-03", [R5_CORRECTED, *MORE_ON_DAY_3])
-    (lake.landing / daily_export_name(date(2024, 3, 1))).unlink()
-    lake.materialize()
-    assert lake.revenue() == Decimal("227.50")  # 225.00 with R5 at 40.00 instead of 37.50
-    assert sorted(p.name for p in raw.iterdir()) == [f"batch={day}" for day in DAYS]
-    assert {str(p): p.read_bytes() for p in raw.glob("batch=2024-03-0[12]/*")} == earlier
-    assert "40.00" in (raw / "batch=2024-03-03" / RENTALS.file_name).read_text()
-    assert lake.rejected() == daily.rejected()
+        # Day 3 re-landed corrected; day 1 gone from the landing folder (archived upstream).
+        raw = lake.root / "raw" / RENTALS.raw_name
+        earlier = {str(p): p.read_bytes() for p in raw.glob("batch=2024-03-0[12]/*")}
+        day_1 = lake.processed_files("2024-03-01")
+        write_day(lake.landing, "2024-03-03", [R5_CORRECTED, *MORE_ON_DAY_3])
+        (lake.landing / daily_export_name(date(2024, 3, 1))).unlink()
+        lake.materialize("2024-03-03")
+        assert lake.revenue() == Decimal("227.50")  # 225.00 with R5 at 40.00, not 37.50
+        assert sorted(p.name for p in raw.iterdir()) == [f"batch={day}" for day in DAYS]
+        assert {str(p): p.read_bytes() for p in raw.glob("batch=2024-03-0[12]/*")} == earlier
+        assert "40.00" in (raw / "batch=2024-03-03" / RENTALS.file_name).read_text()
+        assert lake.rejected() == daily.rejected()
+        assert lake.processed_files("2024-03-01") == day_1  # only day 3's folder rewritten
 
 
 def test_a_date_filtered_query_reads_only_that_dates_folder(daily: Lake) -> None:

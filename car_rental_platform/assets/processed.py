@@ -16,6 +16,7 @@ from car_rental_platform.assets.stored_checks import (
     report_selected,
     stored_processed_outcomes,
 )
+from car_rental_platform.partitions import RENTAL_BATCHES, SINGLE_RUN
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.query import QueryEngine
 from car_rental_platform.resources.spark import SparkRunner
@@ -51,6 +52,7 @@ def _spec(table: SourceTable) -> dg.AssetSpec:
         owners=OWNERS,
         metadata={"dagster/column_schema": table_schema(table.processed_columns)},
         skippable=True,  # not published when a blocking check fails
+        partitions_def=RENTAL_BATCHES if table is RENTALS else None,
     )
 
 
@@ -106,6 +108,7 @@ class TransformConfig(dg.Config):
     can_subset=True,
     name="processed_tables",
     pool=LAKE_WRITERS_POOL,
+    backfill_policy=SINGLE_RUN,
 )
 def processed_tables(
     context: dg.AssetExecutionContext,
@@ -118,7 +121,9 @@ def processed_tables(
 
     Every check is computed by the job on what it staged, so the job can hold the tables back
     when a blocking check fails; the step then fails and Dagster skips what is downstream.
-    A subset of the tables is cleaned and checked whole but publishes only what is selected;
+    The rentals are partitioned by export: the job rewrites the run's batches (and any
+    batch whose kept copies they change), only in the ``rental_date=`` folders they touch.
+    A subset of the tables cleans, checks and publishes only what is selected;
     checks selected with no table (a check-only run) are measured on the stored tables
     through the query engine, and the transform, which writes, is not started.
     """
@@ -139,6 +144,9 @@ def processed_tables(
     args = [*lake.spark_args(), "--max-reject-rate", str(config.max_reject_rate)]
     if len(names) < len(PROCESSED_TABLES):
         args += ["--tables", ",".join(names)]
+    if RENTALS.name in names:
+        # The run's partitions: a backfill of many days is this one Spark application.
+        args += ["--batches", ",".join(context.partition_keys)]
     for result in spark.run_job(context=context, script=TRANSFORM_SCRIPT, args=args):
         if isinstance(result, dg.MaterializeResult):
             yield with_path(result)

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from car_rental_platform.assets.common import LAKE_WRITERS_POOL, OWNERS
+from car_rental_platform.partitions import RENTAL_BATCHES, SINGLE_RUN, landed_batches
 from car_rental_platform.raw_records import Landed, land
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.landing import Landing, MissingSourceFileError
@@ -15,8 +16,8 @@ from spark_jobs.contract import (
     SourceTable,
     Zone,
     batch_folder,
+    batch_of_key,
     batch_order,
-    rental_batch,
 )
 from spark_jobs.raw_format import MANIFEST, Manifest, combined
 
@@ -33,6 +34,8 @@ RAW_SPECS = [
         kinds={"csv"},
         owners=OWNERS,
         metadata={"file_name": table.file_name},
+        # The rentals: one partition per landed export (the full file, each day's).
+        partitions_def=RENTAL_BATCHES if table is RENTALS else None,
     )
     for table in SOURCE_TABLES
 ]
@@ -44,12 +47,18 @@ LANDING_ERRORS = (ValueError, LookupError, MissingSourceFileError)
 encoding (LookupError), a missing file: each named in the landing's one failure."""
 
 
-@dg.multi_asset(specs=RAW_SPECS, can_subset=True, name="raw_files", pool=LAKE_WRITERS_POOL)
+@dg.multi_asset(
+    specs=RAW_SPECS,
+    can_subset=True,
+    name="raw_files",
+    pool=LAKE_WRITERS_POOL,
+    backfill_policy=SINGLE_RUN,
+)
 def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeStorage):
     """Check every selected export, then copy them into the raw zone: all of them or none.
 
-    Rentals: every export present in the landing (the full file, daily exports) goes to its
-    own ``raw/rental_transactions/batch=<key>/``; batches not in the landing stay as they were.
+    Rentals: the export of each partition of the run (the full file, daily exports) goes to
+    its own ``raw/rental_transactions/batch=<key>/``; other batches stay as they were.
 
     Each file is decoded, split into records and written as the canonical copy the transform
     reads (``spark_jobs.raw_format``). Only when every file passed is anything replaced, so a
@@ -62,7 +71,7 @@ def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeSto
         attempted = 0
         for table in tables:
             try:
-                exports = exports_of(table, landing)
+                exports = exports_of(table, landing, partition_keys(context, table))
             except LANDING_ERRORS as exc:
                 problems.append(str(exc))
                 attempted += 1
@@ -107,15 +116,31 @@ def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeSto
             yield materialization(context, table, manifest, uris)
 
 
-def exports_of(table: SourceTable, landing: Landing) -> list[tuple[str, str]]:
+def partition_keys(context: dg.AssetExecutionContext, table: SourceTable) -> list[str] | None:
+    """The rentals batches of the run's partitions (None for a snapshot)."""
+    return list(context.partition_keys) if table is RENTALS else None
+
+
+def exports_of(
+    table: SourceTable, landing: Landing, keys: list[str] | None = None
+) -> list[tuple[str, str]]:
     """(raw-zone folder, landed file) of each export of a table: ``("", vehicles.csv)`` for a
-    snapshot; for rentals every export present (DESIGN 3.5), each into its batch's folder, so
-    a day's landing never replaces another day's."""
+    snapshot; for rentals the export of each batch key (DESIGN 3.5), each into its batch's
+    folder, so a day's landing never replaces another day's. Without keys: every export
+    present."""
     if table is not RENTALS:
         return [("", table.file_name)]
-    batches = batch_order(
-        batch for f in landing.list_csv() if (batch := rental_batch(f.name)) is not None
-    )
+    present = landed_batches([f.name for f in landing.list_csv()])
+    if keys is None:
+        batches = present
+    else:
+        batches = batch_order(batch_of_key(key) for key in keys)
+        missing = [b.file_name for b in batches if b not in present]
+        if missing:
+            raise MissingSourceFileError(
+                f"{', '.join(missing)} not in {landing.location}: the partition's export is "
+                "missing (a partition is one export file)"
+            )
     if not batches:
         raise MissingSourceFileError(
             f"no rentals export in {landing.location}: {RENTALS.file_name} or "
