@@ -38,7 +38,14 @@ from typing import TextIO
 
 import dagster as dg
 
-from car_rental_platform.partitions import RENTAL_BATCHES, landed_batches, new_partition_keys
+from car_rental_platform.partitions import (
+    RANGE_END,
+    RANGE_START,
+    RENTAL_BATCHES,
+    landed_batches,
+    range_tags,
+    register,
+)
 from car_rental_platform.resources.duckdb_catalog import duckdb_connection
 from car_rental_platform.resources.query import quote_identifier
 from car_rental_platform.sample_data.generator import generate
@@ -129,11 +136,6 @@ def launch_command(
     return command
 
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-"""Dagster's tags of a run over a range of partitions (what a single-run backfill sets)."""
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
@@ -153,7 +155,7 @@ def batches_to_run(
     """
     source = Path(settings.source_dir)
     batches = landed_batches([p.name for p in source.glob("*.csv") if p.is_file()])
-    instance.add_dynamic_partitions(RENTAL_BATCHES.name, new_partition_keys(instance, batches))
+    register(instance, batches)
     processed = instance.get_materialized_partitions(dg.AssetKey(["processed", RENTALS.name]))
     raw = Path(table_path(settings.lake_root, Zone.RAW.value, RENTALS.raw_name))
     changed = []
@@ -165,11 +167,12 @@ def batches_to_run(
             or Manifest.from_json(manifest.read_text()).sha256 != _sha256(source / batch.file_name)
         ):
             changed.append(batch.key)
-    order = instance.get_dynamic_partitions(RENTAL_BATCHES.name)
     if not changed:
         out(f"No new or changed rentals export: refreshing the newest, {batches[-1].key}.")
         return batches[-1].key, batches[-1].key
-    first, last = min(changed, key=order.index), max(changed, key=order.index)
+    tags = range_tags(instance, changed)
+    first, last = tags[RANGE_START], tags[RANGE_END]
+    order = instance.get_dynamic_partitions(RENTAL_BATCHES.name)
     span = order.index(last) - order.index(first) + 1
     out(
         f"Rentals exports new or changed: {len(changed)}; "

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from car_rental_platform.definitions import ASSETS
+from car_rental_platform.partitions import landed_batches, range_tags, register
 from car_rental_platform.resources.local import local_resources
 from car_rental_platform.sample_data.generator import SampleSummary, generate
 from car_rental_platform.settings import LocalSettings
@@ -36,10 +37,21 @@ def settings_for(root: Path) -> LocalSettings:
     )
 
 
+def landed_range(instance: dg.DagsterInstance, landing: Path | str) -> dict[str, str]:
+    """Run tags over every rentals export in ``landing``, registered as partitions first:
+    what a backfill of all partitions (or ``make run`` on a new lake) launches."""
+    names = [p.name for p in Path(landing).glob("*.csv")]
+    return range_tags(instance, register(instance, landed_batches(names)))
+
+
 def materialize_graph(root: Path, instance: dg.DagsterInstance) -> MaterializedGraph:
     settings = settings_for(root)
     sample = generate(Path(settings.source_dir), rentals=SMALL_RENTALS, seed=7)
     result = dg.materialize(
-        ASSETS, resources=local_resources(settings), instance=instance, raise_on_error=False
+        ASSETS,
+        resources=local_resources(settings),
+        instance=instance,
+        tags=landed_range(instance, settings.source_dir),
+        raise_on_error=False,
     )
     return MaterializedGraph(settings, sample, instance, result)

@@ -19,8 +19,7 @@ import pandas as pd
 import pytest
 
 from car_rental_platform.definitions import ASSETS
-from car_rental_platform.main import RANGE_END, RANGE_START
-from car_rental_platform.partitions import RENTAL_BATCHES
+from car_rental_platform.partitions import RANGE_END, RANGE_START, RENTAL_BATCHES
 from car_rental_platform.resources.local import local_resources
 from spark_jobs.contract import (
     KPI_TABLES,

@@ -16,7 +16,7 @@ from car_rental_platform.assets.stored_checks import (
     report_selected,
     stored_processed_outcomes,
 )
-from car_rental_platform.partitions import RENTAL_BATCHES, SINGLE_RUN
+from car_rental_platform.partitions import RENTAL_BATCHES, SINGLE_RUN, run_partition_keys
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.query import QueryEngine
 from car_rental_platform.resources.spark import SparkRunner
@@ -144,9 +144,10 @@ def processed_tables(
     args = [*lake.spark_args(), "--max-reject-rate", str(config.max_reject_rate)]
     if len(names) < len(PROCESSED_TABLES):
         args += ["--tables", ",".join(names)]
-    if RENTALS.name in names:
+    keys = run_partition_keys(context)
+    if RENTALS.name in names and keys is not None:
         # The run's partitions: a backfill of many days is this one Spark application.
-        args += ["--batches", ",".join(context.partition_keys)]
+        args += ["--batches", ",".join(keys)]
     for result in spark.run_job(context=context, script=TRANSFORM_SCRIPT, args=args):
         if isinstance(result, dg.MaterializeResult):
             yield with_path(result)

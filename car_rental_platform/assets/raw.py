@@ -6,7 +6,12 @@ from pathlib import Path
 import dagster as dg
 
 from car_rental_platform.assets.common import LAKE_WRITERS_POOL, OWNERS
-from car_rental_platform.partitions import RENTAL_BATCHES, SINGLE_RUN, landed_batches
+from car_rental_platform.partitions import (
+    RENTAL_BATCHES,
+    SINGLE_RUN,
+    landed_batches,
+    run_partition_keys,
+)
 from car_rental_platform.raw_records import Landed, land
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.landing import Landing, MissingSourceFileError
@@ -118,7 +123,7 @@ def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeSto
 
 def partition_keys(context: dg.AssetExecutionContext, table: SourceTable) -> list[str] | None:
     """The rentals batches of the run's partitions (None for a snapshot)."""
-    return list(context.partition_keys) if table is RENTALS else None
+    return run_partition_keys(context) if table is RENTALS else None
 
 
 def exports_of(
