@@ -1,6 +1,7 @@
 """The platform against the hand-built pipelines' way, on the same data, in turn, in one run.
 
-    python scripts/benchmark.py [--sizes 20000:3 1000000:2] [--out bench_out] [--platform-only]
+    python scripts/benchmark.py [--sizes 20000:3 1000000:2] [--daily 1000000:2] [--out bench_out]
+                                [--platform-only]
 
 For each size (rentals:runs): generate the sample once, then run, in turn A B A B ...,
 - A, the platform: the whole local materialization
@@ -8,6 +9,10 @@ For each size (rentals:runs): generate the sample once, then run, in turn A B A 
 - B, the baseline: ``scripts/baseline/``'s two spark-submit applications one after the other
   (``header=True, inferSchema=True``, Spark's defaults, the contract's KPI formulas, no
   validation), as the pipelines this product replaces ran them.
+Then, incremental (``--daily``): the sample as daily exports; per run, a fresh lake, the run
+command (``python -m car_rental_platform.main``) over every day but the last (a full refresh),
+then the last day landed and the run command again, which processes that day alone. The
+ratio one day / full refresh is what the incremental lake saves.
 Each command's peak memory is the largest resident set of any one process in its tree
 (sampled from /proc every 0.1 s). Prints the medians, the ratio platform / baseline and the
 peaks; no thresholds, numbers to compare (the machine is shared: run it with nothing else busy).
@@ -26,10 +31,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import pyspark
 
 from car_rental_platform.java import ensure_java
+from car_rental_platform.partitions import (
+    RANGE_END,
+    RANGE_START,
+    landed_batches,
+    range_tags,
+    register,
+)
 from car_rental_platform.sample_data.generator import generate
+from spark_jobs.contract import RENTALS
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_JOBS = ("job1_vehicle_location_metrics.py", "job2_user_transaction_analysis.py")
@@ -116,18 +130,56 @@ def gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
 
 
-def platform_commands(landing: Path, root: Path, env: dict[str, str]) -> tuple[list, dict]:
+def platform_env(landing: Path, root: Path, env: dict[str, str]) -> dict[str, str]:
+    """A fresh lake and DAGSTER_HOME under ``root`` for the landing folder."""
     shutil.rmtree(root, ignore_errors=True)
     (root / "dagster_home").mkdir(parents=True)
-    env = {
+    return {
         **env,
         "DAGSTER_HOME": str(root / "dagster_home"),
         "CAR_RENTAL_SOURCE_DIR": str(landing),
         "CAR_RENTAL_LAKE_ROOT": str(root / "lake"),
     }
+
+
+def platform_commands(landing: Path, root: Path, env: dict[str, str]) -> tuple[list, dict]:
+    """Every asset, with the rentals' partitions (registered first, outside the timing)."""
+    env = platform_env(landing, root, env)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        batches = landed_batches([p.name for p in landing.glob("*.csv")])
+        tags = range_tags(instance, register(instance, batches))
     dagster = str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "asset", "materialize", "--select", "*"]
-    return [[*command, "-m", "car_rental_platform.definitions"]], env
+    span = ["--partition-range", f"{tags[RANGE_START]}...{tags[RANGE_END]}"]
+    return [[*command, *span, "-m", "car_rental_platform.definitions"]], env
+
+
+RUN_COMMAND = [sys.executable, "-m", "car_rental_platform.main"]
+
+
+def incremental(rentals: int, runs: int, out: Path, env: dict[str, str]) -> tuple[list, list]:
+    """Full refresh of every day but the last, then the last day alone, ``runs`` times."""
+    root = out.resolve() / f"daily_{rentals}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "logs").mkdir(parents=True)
+    started = time.monotonic()
+    summary = generate(root / "all", rentals=rentals, seed=42, daily=True)
+    days = sorted(n for n in summary.rows if n.startswith(f"{RENTALS.raw_name}_"))
+    print(f"{rentals:,} rentals in {len(days)} daily exports, {runs} run(s)", flush=True)
+    print(f"  {'generate sample':<28} {time.monotonic() - started:7.1f} s", flush=True)
+    full, one_day = [], []
+    for run in range(1, runs + 1):
+        landing = root / "landing"
+        shutil.rmtree(landing, ignore_errors=True)
+        shutil.copytree(root / "all", landing)
+        (landing / days[-1]).unlink()
+        run_env = platform_env(landing, root / "platform", env)
+        log = root / "logs" / f"full_{run}.log"
+        full.append(measured(f"{len(days) - 1} days #{run}", [RUN_COMMAND], run_env, log))
+        shutil.copy2(root / "all" / days[-1], landing / days[-1])
+        log = root / "logs" / f"one_day_{run}.log"
+        one_day.append(measured(f"one more day #{run}", [RUN_COMMAND], run_env, log))
+    return full, one_day
 
 
 def baseline_commands(landing: Path, root: Path) -> list[list[str]]:
@@ -151,6 +203,12 @@ def main() -> None:
         type=parse_size,
         default=[(20_000, 3), (1_000_000, 2)],
         help="RENTALS:RUNS pairs (default: 20000:3 1000000:2).",
+    )
+    parser.add_argument(
+        "--daily",
+        type=parse_size,
+        default=(1_000_000, 2),
+        help="RENTALS:RUNS of the incremental benchmark (default: 1000000:2; 0 skips it).",
     )
     parser.add_argument("--out", type=Path, default=Path("bench_out"))
     parser.add_argument(
@@ -185,6 +243,21 @@ def main() -> None:
                 baseline.append(measured(f"baseline #{run}", commands, env, log))
         rows.append((rentals, platform, baseline))
     print_table(rows)
+    rentals, runs = args.daily
+    if rentals:
+        full, one_day = incremental(rentals, runs, args.out, env)
+        f_time = statistics.median(m.seconds for m in full)
+        d_time = statistics.median(m.seconds for m in one_day)
+        print(
+            "\n| rentals (daily exports) | runs | full refresh, median (s) "
+            "| one more day, median (s) | ratio | peak memory, full | peak memory, one day |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        print(
+            f"| {rentals:,} | {runs} | {f_time:.1f} | {d_time:.1f} | **{d_time / f_time:.2f}** "
+            f"| {gib(max(m.peak_rss_bytes for m in full))} "
+            f"| {gib(max(m.peak_rss_bytes for m in one_day))} |"
+        )
 
 
 def print_table(rows: list[tuple[int, list[Measured], list[Measured]]]) -> None:

@@ -14,6 +14,7 @@ from car_rental_platform.assets.catalog import catalog_key
 from car_rental_platform.assets.common import OWNERS, REFRESH_OVER_CHECKED_DATA
 from car_rental_platform.assets.kpi import kpi_key
 from car_rental_platform.dashboard.pages import LOCATIONS, REVENUE_TREND, SPENDERS, VEHICLES, Page
+from car_rental_platform.partitions import SINGLE_RUN
 from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.query import QueryEngine
 from spark_jobs.contract import (
@@ -128,15 +129,25 @@ ANALYSES = (
 )
 
 
-def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=[Zone.ANALYSES.value, analysis.name],
-        description=analysis.description,
-        deps=[catalog_key(t) for t in analysis.reads],
+def _out(name: str, description: str) -> dg.AssetOut:
+    """An analysis table: a multi-asset of one output, the asset decorator's single-run
+    backfill policy being beta (it warns on every load)."""
+    return dg.AssetOut(
+        key=[Zone.ANALYSES.value, name],
+        description=description,
         group_name="analyses",
         kinds={"sql", "pandas", "duckdb", "athena"},
         owners=OWNERS,
         automation_condition=REFRESH_OVER_CHECKED_DATA,
+    )
+
+
+def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name=f"{Zone.ANALYSES.value}__{analysis.name}",
+        outs={"result": _out(analysis.name, analysis.description)},
+        deps=[catalog_key(t) for t in analysis.reads],
+        backfill_policy=SINGLE_RUN,
     )
     def _analysis(
         context: dg.AssetExecutionContext, engine: QueryEngine, dashboard: DashboardLinks
@@ -155,15 +166,17 @@ def build_analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
     return _analysis
 
 
-@dg.asset(
-    key=[Zone.ANALYSES.value, CITY_STATE_ROLLUP],
-    description="Location metrics rolled up to city and state (unknown locations as one group).",
+@dg.multi_asset(
+    name=f"{Zone.ANALYSES.value}__{CITY_STATE_ROLLUP}",
+    outs={
+        "result": _out(
+            CITY_STATE_ROLLUP,
+            "Location metrics rolled up to city and state (unknown locations as one group).",
+        )
+    },
     ins={"location_metrics": dg.AssetIn(kpi_key(LOCATION_METRICS.name))},
     deps=[catalog_key(LOCATION_METRICS.name)],
-    group_name="analyses",
-    kinds={"sql", "pandas", "duckdb", "athena"},
-    owners=OWNERS,
-    automation_condition=REFRESH_OVER_CHECKED_DATA,
+    backfill_policy=SINGLE_RUN,
 )
 def city_state_rollup(
     context: dg.AssetExecutionContext, location_metrics: pd.DataFrame, dashboard: DashboardLinks

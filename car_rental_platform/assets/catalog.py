@@ -14,6 +14,7 @@ from car_rental_platform.assets.common import (
     REFRESH_OVER_CHECKED_DATA,
     described_schema,
 )
+from car_rental_platform.partitions import SINGLE_RUN
 from car_rental_platform.resources.catalog import Catalog, CatalogError
 from car_rental_platform.resources.lake import LakeStorage
 from spark_jobs.contract import KPI_TABLES, PROCESSED_TABLES, Zone
@@ -43,7 +44,9 @@ def build_catalog_assets(zone: Zone, tables: list[str]) -> dg.AssetsDefinition:
         for table in tables
     ]
 
-    @dg.multi_asset(specs=specs, can_subset=True, name=f"catalog_{zone.value}")
+    @dg.multi_asset(
+        specs=specs, can_subset=True, name=f"catalog_{zone.value}", backfill_policy=SINGLE_RUN
+    )
     def _crawl(context: dg.AssetExecutionContext, catalog: Catalog, lake: LakeStorage):
         result = catalog.crawl(zone=zone, lake=lake, log=context.log)
         for key in sorted(context.selected_asset_keys):

@@ -16,6 +16,7 @@ from car_rental_platform.assets.kpi_lineage import kpi_column_lineage
 from car_rental_platform.assets.processed import processed_key
 from car_rental_platform.assets.stored_checks import stored_kpi_checks
 from car_rental_platform.dashboard.pages import KPI_PAGES
+from car_rental_platform.partitions import SINGLE_RUN
 from car_rental_platform.resources.dashboard import DashboardLinks
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.query import QueryEngine
@@ -110,6 +111,7 @@ def headline_metadata(
     can_subset=True,
     name="kpi_tables",
     pool=LAKE_WRITERS_POOL,
+    backfill_policy=SINGLE_RUN,  # in a run over rentals partitions: computed once
 )
 def kpi_tables(
     context: dg.AssetExecutionContext,

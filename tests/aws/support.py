@@ -8,6 +8,7 @@ from __future__ import annotations
 import _thread
 import gzip
 import json
+import traceback
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -214,11 +215,17 @@ class FakeEmr:
 
     A step's first DescribeStep finds it RUNNING, the second finds what the test scripted (one
     ``outcomes`` entry per submitted step, in submission order).
+
+    An outcome that raises (a simulated job's bug or refusal, a step nobody scripted) fails
+    the step as EMR would a job that raised: FAILED, the traceback as its shipped stderr, the
+    error kept in ``errors``. Raised inside moto instead, it would answer DescribeStep with a
+    500 and leave the step RUNNING for every later poll: the run would wait out its timeout.
     """
 
     outcomes: list[Outcome] = field(default_factory=list)
     steps: list[StepCall] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     _seen: dict[str, int] = field(default_factory=dict)
     _plan: dict[str, Outcome] = field(default_factory=dict)
     _calls: dict[str, StepCall] = field(default_factory=dict)
@@ -227,15 +234,21 @@ class FakeEmr:
         if step.state not in ("PENDING", "RUNNING") or step.id in self.cancelled:
             return
         seen = self._seen[step.id] = self._seen.get(step.id, 0) + 1
-        if seen == 1:
-            call = StepCall(cluster.id, step.id, list(step.args))
-            self.steps.append(call)
-            self._calls[step.id] = call
-            self._plan[step.id] = self.outcomes.pop(0)
-            step.state = "RUNNING"
-            step.start()
-        elif seen == 2:
-            self._plan[step.id](cluster, step, self._calls[step.id])
+        try:
+            if seen == 1:
+                call = StepCall(cluster.id, step.id, list(step.args))
+                self.steps.append(call)
+                self._calls[step.id] = call
+                step.state = "RUNNING"
+                step.start()
+                if not self.outcomes:
+                    raise LookupError(f"no outcome scripted for step {step.id} ({step.name})")
+                self._plan[step.id] = self.outcomes.pop(0)
+            elif seen == 2:
+                self._plan[step.id](cluster, step, self._calls[step.id])
+        except (Exception, SystemExit) as error:  # SystemExit: a job's argument error
+            self.errors.append(f"step {step.id}: {error!r}")
+            _step_failed(cluster, step, repr(error), traceback.format_exc())
 
     def job_interrupted(self, step_id: str) -> None:
         """SEND_INTERRUPT reached the job: its Pipes context closes with KeyboardInterrupt."""
@@ -282,16 +295,7 @@ class FakeEmr:
 
         def outcome(cluster: Any, step: Any, call: StepCall) -> None:
             write_pipes_chunk(call, pipes_message("closed", {"exception": pipes_exception(reason)}))
-            bucket, _, prefix = cluster.log_uri.removeprefix("s3://").partition("/")
-            key = f"{prefix.rstrip('/')}/{cluster.id}/steps/{step.id}/stderr.gz"
-            put_object(bucket, key, gzip.compress(stderr.encode()))
-            step.state = "FAILED"
-            step.failure_details = {
-                "Reason": reason,
-                "Message": "Spark job failed",
-                "LogFile": f"s3://{bucket}/{key}",
-            }
-            step.end_date_time = _utcnow()
+            _step_failed(cluster, step, reason, stderr)
 
         return outcome
 
@@ -322,6 +326,19 @@ class FakeEmr:
             cluster.last_state_change_reason = reason
 
         return outcome
+
+
+def _step_failed(cluster: Any, step: Any, reason: str, stderr: str) -> None:
+    """EMR's record of a failed step: FAILED, why, and its stderr shipped under the log URI
+    (a cluster without one ships none)."""
+    step.failure_details = {"Reason": reason, "Message": "Spark job failed"}
+    if cluster.log_uri:
+        bucket, _, prefix = cluster.log_uri.removeprefix("s3://").partition("/")
+        key = f"{prefix.rstrip('/')}/{cluster.id}/steps/{step.id}/stderr.gz"
+        put_object(bucket, key, gzip.compress(stderr.encode()))
+        step.failure_details["LogFile"] = f"s3://{bucket}/{key}"
+    step.state = "FAILED"
+    step.end_date_time = _utcnow()
 
 
 def drive_emr(monkeypatch: pytest.MonkeyPatch) -> FakeEmr:
