@@ -173,7 +173,7 @@ def incremental(rentals: int, runs: int, out: Path, env: dict[str, str]) -> tupl
         shutil.rmtree(landing, ignore_errors=True)
         shutil.copytree(root / "all", landing)
         (landing / days[-1]).unlink()
-        run_env = platform_env(landing, root / "platform", env)
+        run_env = platform_env(landing, root / f"platform_{run}", env)
         log = root / "logs" / f"full_{run}.log"
         full.append(measured(f"{len(days) - 1} days #{run}", [RUN_COMMAND], run_env, log))
         shutil.copy2(root / "all" / days[-1], landing / days[-1])

@@ -108,7 +108,10 @@ def put_object(bucket: str, key: str, body: bytes) -> None:
 
 
 def object_bytes(bucket: str, key: str) -> bytes:
-    return moto_s3().get_object(bucket, key).value
+    found = moto_s3().get_object(bucket, key)
+    if found is None:
+        raise FileNotFoundError(f"s3://{bucket}/{key} does not exist")
+    return found.value
 
 
 def object_keys(bucket: str, prefix: str) -> list[str]:

@@ -10,28 +10,38 @@ given its idle timeout and terminated at the end of the run, the steps are added
 database and crawlers are created and started, the Athena queries run in the workgroup, and the
 IO manager writes Parquet under ``analyses/`` and registers Glue tables.
 
+The run is over the rentals partitions, as a backfill of every partition launches it: the
+rentals exports under ``landing/`` are registered as ``rental_batches`` partitions first and
+the run carries their range tags (the sample's one ``rental_transactions.csv`` is ``full``).
+
 Driven by the test, inside moto's in-process models (never in the code under test), because
 moto cannot do it:
 
 * EMR runs nothing: moto cannot run Spark and its steps never finish. ``fake_emr`` makes each
-  step's second DescribeStep find it COMPLETED after a simulated job ran. The job reads the
-  step's own arguments (lake root, zones, ``--tables``, Pipes bootstrap parameters), writes
-  small Parquet files with the contract's columns and types (synthetic rows, no Spark) to
-  ``processed/<table>/`` or ``kpi/<table>/``, and reports through Dagster Pipes with the jobs'
-  own ``spark_jobs.reporting.PipesReporter``: the materializations (row_count, path, ...) and
-  the asset checks that transform_job.py and kpi_job.py report. Its figures are those the real
-  job would find: rows in per raw file read back from S3, rejects per reason from the sample's
-  planted bad rows, KPI row counts from the Parquet it wrote.
+  step's second DescribeStep find it COMPLETED after a simulated job ran (FAILED, with the
+  traceback as its stderr, when the simulated job raises). The job parses the step's own
+  arguments with the real job's parser (lake root, zones, ``--tables``, ``--batches``,
+  ``--max-reject-rate``, Pipes bootstrap parameters), reads the raw zone as the real job does
+  (rentals: the ``batch=<key>/`` folders of ``--batches``), writes small Parquet files with the
+  contract's columns and types (synthetic rows, no Spark) in the real job's layout
+  (``processed/rentals/rental_date=<day>/``, ``processed/rejected_rows/<table>.parquet`` and
+  ``rentals-<batch>.parquet``, the key index under ``_state/rental_keys/batch=<key>/``,
+  ``kpi/<table>/``), decides its checks with the real verdicts of ``spark_jobs.quality``, and
+  reports through Dagster Pipes with the jobs' own ``spark_jobs.reporting.PipesReporter``: the
+  materializations (row_count, path, batches, ...) and the asset checks that transform_job.py
+  and kpi_job.py report. Its figures are those the real job would find: records in per raw
+  file from the manifests in S3, rejects per reason from the sample's planted bad rows, KPI
+  row counts from the Parquet it wrote.
 * Glue crawlers do not crawl: ``crawls`` ends each crawl at its second GetCrawler after creating
-  one table per folder of the crawled zone that holds Parquet, with the footer's columns.
+  one table per folder of the crawled zone that holds Parquet, with the footer's columns and
+  its ``<column>=<value>/`` folders as partitions (the crawler's table level is the table).
 * Athena runs no SQL and returns no rows unless results are seeded: as each query starts, its
   result is queued in moto (what ``/moto-api/static/athena/query-results`` does), computed by
   running the same SQL with DuckDB over the Parquet files of the Glue tables it names (the
   analyses use SQL both engines accept).
 
 Every AWS call the resources make is recorded and checked against the runner IAM policy
-(runner_permissions.py). For speed only, Dagster's Pipes message reader polls every 0.05 s
-instead of every second: the full graph then takes about 5 s, the KPI-only run 1 s.
+(runner_permissions.py). The full graph takes about 9 s, the other runs 2-3 s each.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ import io
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -56,7 +66,7 @@ from dagster_pipes import PipesContext
 from car_rental_platform.assets.analyses import ANALYSES
 from car_rental_platform.assets.catalog import CATALOGED, catalog_key
 from car_rental_platform.assets.kpi import KPI_CHECKS, kpi_key
-from car_rental_platform.assets.processed import PROCESSED_CHECKS
+from car_rental_platform.assets.processed import PROCESSED_CHECKS, processed_key
 from car_rental_platform.aws_names import run_job_flow_request
 from car_rental_platform.code_bundle import (
     bootstrap_key,
@@ -65,17 +75,28 @@ from car_rental_platform.code_bundle import (
     build_bundle,
 )
 from car_rental_platform.definitions import ASSETS
+from car_rental_platform.partitions import (
+    RANGE_END,
+    RANGE_START,
+    landed_batches,
+    range_tags,
+    register,
+)
 from car_rental_platform.raw_records import land
 from car_rental_platform.resources.aws import aws_resources
 from car_rental_platform.resources.aws.glue_tables import glue_type
 from car_rental_platform.sample_data.generator import SampleSummary, generate
-from spark_jobs import cli
+from spark_jobs import cli, kpi_job, quality, rental_batches, transform_job
+from spark_jobs.cleaning import BATCH_RANK, ROW_ORDER, SOURCE_FILE
 from spark_jobs.contract import (
+    BATCH_FOLDER,
     DEFAULT_MAX_REJECT_RATE,
+    FULL_BATCH,
     KPI_BY_NAME,
     KPI_TABLES,
     LOCATIONS,
     OCCASIONAL_SPENDER,
+    PROCESSED_TABLES,
     REJECTED_ROWS_COLUMNS,
     REJECTED_ROWS_TABLE,
     RENTALS,
@@ -86,13 +107,19 @@ from spark_jobs.contract import (
     WEEKDAYS,
     Check,
     Column,
+    RentalBatch,
+    SourceTable,
     Zone,
+    batch_of_key,
+    batch_order,
 )
 from spark_jobs.kpi_job import PREVIEW_ROWS, parse_tables
 from spark_jobs.markdown import markdown_table
 from spark_jobs.quality import CheckOutcome
-from spark_jobs.raw_format import MANIFEST
+from spark_jobs.raw_format import MANIFEST, Manifest, combined
+from spark_jobs.rental_batches import BATCH, DATE, KEPT
 from spark_jobs.reporting import PipesReporter
+from spark_jobs.transform_job import EMPTY_FILE
 from tests.aws.runner_permissions import Where, denied
 from tests.aws.support import (
     AwsCalls,
@@ -116,9 +143,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::dagster.PreviewWarning")
 ACCOUNT = "123456789012"  # moto's
 DATABASE = "car_rental_db"
 WORKGROUP = "car-rental"
-SAMPLE_RENTALS = 200
+SAMPLE_RENTALS = 400  # 27 planted rejects: 6.75 %, within the default 10 % reject rate
 ALL_KPIS = [t.name for t in KPI_TABLES]
 LAKE_ARGS = ["--raw-zone", "raw", "--processed-zone", "processed", "--kpi-zone", "kpi"]
+LANDING = "landing/"
 
 
 # --- the simulated Spark jobs ---------------------------------------------------------------
@@ -203,12 +231,15 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+PART = "part-00000-simulated.snappy.parquet"
+"""The one part a simulated Spark write leaves in each folder."""
+
+
 def write_spark_output(folder_uri: str, table: pa.Table) -> None:
     """What ``df.write.mode("overwrite").parquet(folder)`` leaves in S3: one part and _SUCCESS."""
     bucket, folder = _split(folder_uri)
-    for key in object_keys(bucket, folder + "/"):
-        moto_s3().delete_object(bucket, key)
-    put_object(bucket, f"{folder}/part-00000-simulated.snappy.parquet", _parquet(table))
+    _delete_under(bucket, folder)
+    put_object(bucket, f"{folder}/{PART}", _parquet(table))
     put_object(bucket, f"{folder}/_SUCCESS", b"")
 
 
@@ -217,72 +248,318 @@ def _data_lines(body: bytes) -> list[str]:
     return lines[1:]
 
 
+def _with_values(table: pa.Table, **values: list[Any]) -> pa.Table:
+    """``table`` with some columns' values replaced (same types)."""
+    for name, column in values.items():
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, name, pa.array(column, table.schema.field(name).type))
+    return table
+
+
+def synthetic_rentals(rows: int) -> pa.Table:
+    """Processed rentals whose derived columns are derived: ``rental_date`` and ``rental_hour``
+    of ``rental_start_time`` (hourly from 2024-01-01: 24 rows per ``rental_date`` folder)."""
+    table = synthetic_table(RENTALS.processed_columns, rows)
+    starts = table["rental_start_time"].to_pylist()
+    return _with_values(
+        table,
+        rental_date=[start.date() for start in starts],
+        rental_hour=[start.hour for start in starts],
+    )
+
+
+def _delete_under(bucket: str, folder: str) -> None:
+    for key in object_keys(bucket, folder + "/"):
+        moto_s3().delete_object(bucket, key)
+
+
+def write_hive_output(folder_uri: str, table: pa.Table, column: str) -> list[str]:
+    """What ``df.write.mode("overwrite").partitionBy(column).parquet(folder)`` leaves in S3:
+    one ``<column>=<value>/`` folder per value, holding one part without that column, and
+    _SUCCESS; no row: one empty part with every column (what transform_job writes then)."""
+    if not table.num_rows:
+        write_spark_output(folder_uri, table)
+        return []
+    bucket, folder = _split(folder_uri)
+    _delete_under(bucket, folder)
+    values = table[column].to_pylist()
+    data = table.drop_columns([column])
+    folders = []
+    for value in sorted(set(values)):
+        rows = data.filter(pa.array([v == value for v in values]))
+        name = f"{column}={_text(value)}"
+        put_object(bucket, f"{folder}/{name}/{PART}", _parquet(rows))
+        folders.append(name)
+    put_object(bucket, f"{folder}/_SUCCESS", b"")
+    return folders
+
+
+def parquet_keys(folder_uri: str) -> list[str]:
+    """Keys of the Parquet files under a folder (its ``k=v/`` folders too)."""
+    bucket, folder = _split(folder_uri)
+    return [key for key in object_keys(bucket, folder + "/") if key.endswith(".parquet")]
+
+
+def parquet_rows(folder_uri: str) -> int:
+    """Rows of every Parquet file under a folder, from the footers."""
+    bucket, _ = _split(folder_uri)
+    return sum(
+        pq.read_metadata(pa.BufferReader(object_bytes(bucket, key))).num_rows
+        for key in parquet_keys(folder_uri)
+    )
+
+
+def read_manifest(folder_uri: str) -> Manifest:
+    """``cleaning.read_manifest`` on moto's S3, failing as it does when there is none."""
+    bucket, folder = _split(folder_uri)
+    try:
+        return Manifest.from_json(object_bytes(bucket, f"{folder}/{MANIFEST}").decode())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{folder_uri}/{MANIFEST} not found: {folder_uri} was not landed completely"
+        ) from None
+
+
+def landed_rental_batches(folder_uri: str) -> dict[RentalBatch, str]:
+    """``rental_batches.landed_batches`` on moto's S3: the ``batch=<key>/`` folders holding a
+    manifest, in batch order."""
+    bucket, folder = _split(folder_uri)
+    found = {}
+    for key in object_keys(bucket, f"{folder}/{BATCH_FOLDER}"):
+        name, _, file_name = key[len(folder) + 1 :].partition("/")
+        if file_name == MANIFEST:
+            found[batch_of_key(name[len(BATCH_FOLDER) :])] = f"{folder_uri}/{name}"
+    if not found:
+        raise FileNotFoundError(f"no rentals export landed under {folder_uri}")
+    return {batch: found[batch] for batch in batch_order(found)}
+
+
+@dataclass(frozen=True)
+class SimulatedInput:
+    """One input as the simulated transform read it from the raw zone."""
+
+    table: SourceTable
+    lines: list[str]
+    manifest: Manifest
+    rejected_by_file: dict[str, dict[str, int]]
+    """Rejected rows per reason, per file of ``rejected_rows`` (``<table>``, ``rentals-<key>``)."""
+    batches: list[RentalBatch] = field(default_factory=list)
+
+    @property
+    def rejected_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for by_reason in self.rejected_by_file.values():
+            for reason, rows in by_reason.items():
+                counts[reason] = counts.get(reason, 0) + rows
+        return dict(sorted(counts.items()))
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    @property
+    def kept(self) -> int:
+        return self.manifest.records - self.rows_rejected
+
+
+def rejected_table(table: str, source: str, by_reason: dict[str, int]) -> pa.Table:
+    """Synthetic ``rejected_rows`` rows of one file: the table's planted rejects by reason."""
+    reasons = [reason for reason, rows in sorted(by_reason.items()) for _ in range(rows)]
+    rows = synthetic_table(REJECTED_ROWS_COLUMNS, len(reasons))
+    count = len(reasons)
+    return _with_values(
+        rows, source_table=[table] * count, source_file=[source] * count, reason=reasons
+    )
+
+
+def write_rejected_rows(folder_uri: str, files: dict[str, pa.Table], whole: bool) -> None:
+    """``transform_job.publish_rejected_rows``: ``<name>.parquet`` per snapshot and rentals
+    batch cleaned (none left for a name without rejects); with ``whole`` files of no name go
+    too; ``none.parquet`` (empty) when the folder would hold no file."""
+    bucket, folder = _split(folder_uri)
+    for name, table in files.items():
+        key = f"{folder}/{name}.parquet"
+        if table.num_rows:
+            put_object(bucket, key, _parquet(table))
+        else:
+            moto_s3().delete_object(bucket, key)
+    if whole:
+        for key in object_keys(bucket, folder + "/"):
+            name = key[len(folder) + 1 :]
+            if name.removesuffix(".parquet") not in files and not name.startswith((".", "_")):
+                moto_s3().delete_object(bucket, key)
+    if not any(key.endswith(".parquet") for key in object_keys(bucket, folder + "/")):
+        empty = synthetic_table(REJECTED_ROWS_COLUMNS, 0)
+        put_object(bucket, f"{folder}/{EMPTY_FILE}", _parquet(empty))
+
+
+def key_index(rentals: pa.Table, batch: RentalBatch, source: str) -> pa.Table:
+    """The key index rows of one batch (its kept rows), ``BATCH`` naming its folder."""
+    rows = rentals.num_rows
+    return pa.table(
+        {
+            RENTALS.key: rentals[RENTALS.key],
+            BATCH_RANK: pa.array([batch.rank] * rows, pa.int64()),
+            SOURCE_FILE: pa.array([source] * rows, pa.string()),
+            ROW_ORDER: pa.array(range(rows), pa.int64()),
+            KEPT: pa.array([True] * rows, pa.bool_()),
+            DATE: rentals[DATE],
+            BATCH: pa.array([batch.key] * rows, pa.string()),
+        }
+    )
+
+
 @dataclass
 class SimulatedJobs:
-    """transform_job.py and kpi_job.py, as far as Dagster and the lake can tell (no Spark)."""
+    """transform_job.py and kpi_job.py, as far as Dagster and the lake can tell (no Spark).
+
+    The transform parses the real job's arguments (``--tables``, ``--batches``,
+    ``--max-reject-rate``) and decides with the real verdicts (``spark_jobs.quality``) on the
+    figures the real job would find; its rows are synthetic. It rewrites the rentals whole, so
+    it refuses a run over some of the landed batches (the real job's in-place rewrite of the
+    touched ``rental_date=`` folders needs the key index of real rows); and it knows the planted
+    rows of the sample's single ``rental_transactions.csv`` (batch ``full``) only. A refusal
+    fails the step (``FakeEmr``), with the reason in the run's error.
+    """
 
     sample: SampleSummary
 
-    def _args(self, call: StepCall, *extra: str) -> Any:
-        parser = cli.base_parser("simulated")
-        for option in extra:
-            parser.add_argument(option)
-        return cli.parse(parser, call.job_args)
+    def _planted(self, table: SourceTable, batch: RentalBatch | None = None) -> dict[str, int]:
+        if batch is not None and batch.key != FULL_BATCH:
+            raise NotImplementedError(
+                f"batch {batch.key}: the sample's planted rows are those of {RENTALS.file_name}"
+            )
+        return {
+            reason: count
+            for (name, reason), count in sorted(self.sample.planted.items())
+            if name == table.name
+        }
+
+    def _read_input(self, args: Any, table: SourceTable) -> SimulatedInput:
+        """The canonical copies landing wrote (rentals: the batches of ``--batches``, or every
+        landed one), their manifests, and the sample's planted rejects."""
+        folder = cli.lake_path(args, "raw_zone", table.raw_name)
+        if table is not RENTALS:
+            manifest = read_manifest(folder)
+            bucket, key = _split(folder)
+            lines = _data_lines(object_bytes(bucket, f"{key}/{table.file_name}"))
+            return SimulatedInput(table, lines, manifest, {table.name: self._planted(table)})
+        landed = landed_rental_batches(folder)
+        batches = rental_batches.requested_batches(args.batches, landed, folder)
+        if set(batches) != set(landed):
+            raise NotImplementedError(
+                f"--batches {[b.key for b in batches]} of landed {[b.key for b in landed]}: the "
+                "simulated transform rewrites every landed batch"
+            )
+        lines, manifests, rejected = [], [], {}
+        for batch in batches:
+            manifests.append(read_manifest(landed[batch]))
+            bucket, key = _split(landed[batch])
+            lines += _data_lines(object_bytes(bucket, f"{key}/{table.file_name}"))
+            rejected[f"{RENTALS.name}-{batch.key}"] = self._planted(table, batch)
+        return SimulatedInput(table, lines, combined(manifests), rejected, batches)
 
     def transform(self, call: StepCall, pipes: PipesContext) -> None:
-        args = self._args(call)
+        args = transform_job.parse_args(call.job_args)
         reporter = PipesReporter(pipes)
-        rejected_by_table: dict[str, dict[str, int]] = {}
-        rows: dict[str, list[str]] = {}
-        for table in SOURCE_TABLES:
-            bucket, folder = _split(cli.lake_path(args, "raw_zone", table.raw_name))
-            canonical = object_bytes(bucket, f"{folder}/{table.file_name}")
-            rows[table.name] = _data_lines(canonical)
-            rejected = {
-                reason: count
-                for (name, reason), count in sorted(self.sample.planted.items())
-                if name == table.name
-            }
-            rejected_by_table[table.name] = rejected
-            rows_in = len(rows[table.name])
-            kept = rows_in - sum(rejected.values())
-            path = cli.lake_path(args, "processed_zone", table.name)
-            write_spark_output(path, synthetic_table(table.processed_columns, kept))
-            reporter.report(
-                f"{Zone.PROCESSED}/{table.name}",
-                {
-                    "row_count": kept,
-                    "rows_in": rows_in,
-                    "rows_rejected": rows_in - kept,
-                    "rejected_by_reason": rejected,
-                    "path": path,
-                },
+        chosen = transform_job.published_tables(args.tables)
+        inputs = [self._read_input(args, t) for t in transform_job.inputs_of(chosen)]
+        outcomes = {item.table.name: self._checks(args, item, inputs) for item in inputs}
+        failures = quality.blocking_failures(outcomes)
+        for item in inputs:
+            reporter.log(
+                f"{item.table.name}: {item.manifest.records} records in, {item.kept} kept, "
+                f"{item.rows_rejected} rejected ({item.manifest.source})"
             )
-        total = sum(sum(r.values()) for r in rejected_by_table.values())
+        if REJECTED_ROWS_TABLE in chosen:
+            self._publish_rejected_rows(args, reporter, inputs)
+        if failures:
+            reporter.log(f"Not published: blocking check(s) failed: {', '.join(failures)}")
+        else:
+            for item in (i for i in inputs if i.table.name in chosen):
+                path = cli.lake_path(args, "processed_zone", item.table.name)
+                metadata = {
+                    "row_count": item.kept,
+                    "rows_in": item.manifest.records,
+                    "rows_rejected": item.rows_rejected,
+                    "rejected_by_reason": item.rejected_by_reason,
+                    "source": item.manifest.source,
+                    "encoding": item.manifest.encoding,
+                }
+                if item.table is RENTALS:
+                    metadata |= self._publish_rentals(args, item, path)
+                else:
+                    rows = synthetic_table(item.table.processed_columns, item.kept)
+                    write_spark_output(path, rows)
+                reporter.report(f"{Zone.PROCESSED}/{item.table.name}", {**metadata, "path": path})
+        for table, checks in outcomes.items():
+            if table in chosen:  # Pipes accepts checks of the step's assets only
+                for check, outcome in checks.items():
+                    reporter.check(f"{Zone.PROCESSED}/{table}", check, outcome)
+
+    @staticmethod
+    def _checks(
+        args: Any, item: SimulatedInput, inputs: list[SimulatedInput]
+    ) -> dict[Check, CheckOutcome]:
+        rows_in, kept = item.manifest.records, item.kept
+        problems = sorted(
+            ((reason, rows, "") for reason, rows in item.rejected_by_reason.items()),
+            key=lambda problem: -problem[1],
+        )
+        outcomes = {
+            Check.ROWS_CONSERVED: quality.conservation_verdict(
+                rows_in, kept, item.rows_rejected, item.manifest.source
+            ),
+            Check.PRIMARY_KEY_UNIQUE: quality.unique_key_verdict(kept, kept, [item.table.key]),
+            Check.REJECT_RATE: quality.reject_rate_verdict(
+                rows_in, item.rejected_by_reason, args.max_reject_rate, problems
+            ),
+        }
+        if item.table is RENTALS:
+            outcomes[Check.REFERENCES_KNOWN] = _unknown_references(args, inputs)
+        return outcomes
+
+    @staticmethod
+    def _publish_rentals(args: Any, item: SimulatedInput, path: str) -> dict[str, Any]:
+        """The table (Hive-partitioned by rental_date) and the key index, both replaced whole."""
+        rentals = synthetic_rentals(item.kept)
+        write_hive_output(path, rentals, DATE)
+        index = [key_index(rentals, batch, item.manifest.source) for batch in item.batches]
+        write_hive_output(rental_batches.index_path(args), pa.concat_tables(index), BATCH)
+        return {
+            "batch_rows_kept": item.kept,
+            "batches": [b.key for b in item.batches],
+            "batches_also_rewritten": [],
+            "rental_date_folders_rewritten": "all",
+        }
+
+    @staticmethod
+    def _publish_rejected_rows(
+        args: Any, reporter: PipesReporter, inputs: list[SimulatedInput]
+    ) -> None:
         path = cli.lake_path(args, "processed_zone", REJECTED_ROWS_TABLE)
-        write_spark_output(path, synthetic_table(REJECTED_ROWS_COLUMNS, total))
+        files = {
+            name: rejected_table(item.table.name, item.manifest.source, by_reason)
+            for item in inputs
+            for name, by_reason in item.rejected_by_file.items()
+        }
+        write_rejected_rows(path, files, whole=len(inputs) == len(SOURCE_TABLES))
+        union = pa.concat_tables(files.values())
+        preview_rows = union.slice(0, transform_job.PREVIEW_ROWS).to_pylist()
+        head = [tuple(row.values()) for row in preview_rows]
         reporter.report(
             f"{Zone.PROCESSED}/{REJECTED_ROWS_TABLE}",
-            {"row_count": total, "rejected_by_table": rejected_by_table, "path": path},
-        )
-        for table in SOURCE_TABLES:
-            rows_in = len(rows[table.name])
-            kept = rows_in - sum(rejected_by_table[table.name].values())
-            asset = f"{Zone.PROCESSED}/{table.name}"
-            outcome = CheckOutcome(True, {"rows": kept, "duplicate_rows": 0, "key": table.key})
-            reporter.check(asset, Check.PRIMARY_KEY_UNIQUE, outcome)
-            conserved = {"raw_rows": rows_in, "kept_rows": kept, "rejected_rows": rows_in - kept}
-            reporter.check(asset, Check.ROWS_CONSERVED, CheckOutcome(True, conserved))
-            rate = {"rows_in": rows_in, "rows_rejected": rows_in - kept}
-            reporter.check(asset, Check.REJECT_RATE, CheckOutcome(True, rate))
-        reporter.check(
-            f"{Zone.PROCESSED}/{RENTALS.name}",
-            Check.REFERENCES_KNOWN,
-            _unknown_references(rows),
+            {
+                "row_count": parquet_rows(path),
+                "rows_rejected_now": union.num_rows,
+                "rejected_by_table": {i.table.name: i.rejected_by_reason for i in inputs},
+                "path": path,
+                "preview": {"raw_value": markdown_table(head, union.column_names), "type": "md"},
+            },
         )
 
     def kpis(self, call: StepCall, pipes: PipesContext) -> None:
-        args = self._args(call, "--tables")
+        args = kpi_job.parse_args(call.job_args)
         reporter = PipesReporter(pipes)
         names = parse_tables(args.tables)
         reporter.log(f"computing {len(names)} KPI table(s): {', '.join(names)}")
@@ -311,8 +588,18 @@ class SimulatedJobs:
                 reporter.check(f"{Zone.KPI}/{name}", check, CheckOutcome(True, metadata))
 
 
-def _unknown_references(rows: dict[str, list[str]]) -> CheckOutcome:
-    """What quality.unknown_references measures, counted on the raw lines (a warning)."""
+def _unknown_references(args: Any, inputs: list[SimulatedInput]) -> CheckOutcome:
+    """What quality.unknown_references measures, counted on the raw lines (a warning); the
+    snapshots not in the run as published before (raw lines of those processed already)."""
+    rows = {item.table.name: item.lines for item in inputs}
+    for table in (VEHICLES, USERS, LOCATIONS):
+        if table.name in rows:
+            continue
+        if not parquet_keys(cli.lake_path(args, "processed_zone", table.name)):
+            reason = "vehicles, users and locations are not all processed yet"
+            return CheckOutcome(False, {"reason": reason}, severity="WARN")
+        bucket, folder = _split(cli.lake_path(args, "raw_zone", table.raw_name))
+        rows[table.name] = _data_lines(object_bytes(bucket, f"{folder}/{table.file_name}"))
 
     def ids(table: str, column: str, source: tuple[str, ...]) -> list[str]:
         """The column's values on the canonical lines (``_line``, values, two empty columns)
@@ -346,29 +633,53 @@ def _unknown_references(rows: dict[str, list[str]]) -> CheckOutcome:
 
 
 def crawl_what_is_there(backend: Any, crawler: Any) -> None:
-    """One table per folder of the crawled zone holding Parquet, columns from its footer."""
+    """One table per folder of the crawled zone holding Parquet, columns from its footer.
+
+    As the crawler's table level pins tables to ``<zone>/<table>/``: ``<column>=<value>/``
+    folders under a table are its partitions (partition keys typed ``string``, one Glue
+    partition per folder), never tables of their own. Files named ``_*`` or ``.*`` (Spark's
+    bookkeeping) are not data.
+    """
     bucket, zone = _split(crawler_target(crawler))
-    folders: dict[str, list[str]] = {}
+    files: dict[str, list[str]] = {}
+    partition_keys: dict[str, list[str]] = {}
+    partitions: dict[str, dict[tuple[str, ...], str]] = {}
     for key in object_keys(bucket, zone):
-        table, _, name = key[len(zone) :].partition("/")
-        if name.endswith(".parquet"):
-            folders.setdefault(table, []).append(key)
-    for table, keys in sorted(folders.items()):
+        table, *folders, name = key[len(zone) :].split("/")
+        if not name.endswith(".parquet") or name.startswith(("_", ".")):
+            continue
+        files.setdefault(table, []).append(key)
+        pairs = [folder.partition("=") for folder in folders]
+        if pairs and all(sep for _, sep, _ in pairs):
+            partition_keys[table] = [column for column, _, _ in pairs]
+            location = f"s3://{bucket}/{zone}{table}/{'/'.join(folders)}/"
+            partitions.setdefault(table, {})[tuple(value for _, _, value in pairs)] = location
+    database = crawler.database_name
+    for table, keys in sorted(files.items()):
         schema = pq.read_schema(pa.BufferReader(object_bytes(bucket, keys[0])))
+        descriptor = {
+            "Columns": [{"Name": f.name, "Type": glue_type(f.type)} for f in schema],
+            "Location": f"s3://{bucket}/{zone}{table}/",
+        }
         table_input = {
             "Name": table,
             "TableType": "EXTERNAL_TABLE",
             "Parameters": {"classification": "parquet"},
-            "PartitionKeys": [],
-            "StorageDescriptor": {
-                "Columns": [{"Name": f.name, "Type": glue_type(f.type)} for f in schema],
-                "Location": f"s3://{bucket}/{zone}{table}/",
-            },
+            "PartitionKeys": [
+                {"Name": column, "Type": "string"} for column in partition_keys.get(table, [])
+            ],
+            "StorageDescriptor": descriptor,
         }
-        if table in backend.get_database(crawler.database_name).tables:
-            backend.update_table(crawler.database_name, table, table_input)
+        if table in backend.get_database(database).tables:
+            backend.update_table(database, table, table_input)
         else:
-            backend.create_table(crawler.database_name, table, table_input)
+            backend.create_table(database, table, table_input)
+        glue_table = backend.get_table(database, table)
+        for values, location in sorted(partitions.get(table, {}).items()):
+            if str(list(values)) not in glue_table.partitions:
+                partition = {"Values": list(values), "StorageDescriptor": {**descriptor}}
+                partition["StorageDescriptor"]["Location"] = location
+                glue_table.create_partition(partition)
 
 
 TABLE_REFERENCE = re.compile(r'"(\w+)"\."(\w+)"')
@@ -476,6 +787,14 @@ class Deployment:
         resources["catalog"] = _with(resources["catalog"], poll_interval_seconds=0)
         return resources
 
+    def landed_range(self, instance: dg.DagsterInstance) -> dict[str, str]:
+        """Run tags over every rentals export under ``landing/``, registered as partitions
+        first: what the landing sensor and a backfill of all partitions launch."""
+        s3 = self.aws_env.client("s3")
+        listing = s3.list_objects_v2(Bucket=self.bucket, Prefix=LANDING)
+        names = [item["Key"].removeprefix(LANDING) for item in listing.get("Contents", [])]
+        return range_tags(instance, register(instance, landed_batches(names)))
+
     def where(self) -> Where:
         emr = self.aws_env.client("emr")
 
@@ -561,11 +880,18 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     jobs = SimulatedJobs(sample)
     fake_emr.outcomes += [FakeEmr.run(jobs.transform), FakeEmr.run(jobs.kpis)]
     crawls.crawls += [Crawl(crawl_what_is_there), Crawl(crawl_what_is_there)]
+    tags = deployment.landed_range(instance)
+    assert tags == {RANGE_START: FULL_BATCH, RANGE_END: FULL_BATCH}  # the one export: "full"
 
     result = dg.materialize(
-        ASSETS, resources=deployment.resources(), instance=instance, raise_on_error=False
+        ASSETS,
+        resources=deployment.resources(),
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
     )
 
+    assert fake_emr.errors == []
     assert athena_answers.errors == []
     assert result.success, _failures(result)
     materialized = _materializations(result)
@@ -599,6 +925,8 @@ def test_the_whole_graph_runs_on_the_aws_resources(
         *lake_args,
         "--max-reject-rate",
         str(DEFAULT_MAX_REJECT_RATE),
+        "--batches",
+        FULL_BATCH,  # the run's partitions
     ]
     assert kpis.spark_submit[:-4] == [
         *submit,
@@ -635,9 +963,7 @@ def test_the_whole_graph_runs_on_the_aws_resources(
         for table in tables:
             metadata = materialized[f"{zone.value}/{table}"]
             assert metadata["path"] == f"s3://{bucket}/{zone.value}/{table}"
-            parquet = f"{zone.value}/{table}/part-00000-simulated.snappy.parquet"
-            body = s3.get_object(Bucket=bucket, Key=parquet)["Body"].read()
-            assert pq.read_metadata(pa.BufferReader(body)).num_rows == metadata["row_count"]
+            assert parquet_rows(metadata["path"]) == metadata["row_count"]
             assert metadata["emr_cluster_id"] == call.cluster_id
             assert metadata["emr_step_id"] == call.step_id
             assert metadata["emr_cluster_url"] == console + call.cluster_id
@@ -647,8 +973,37 @@ def test_the_whole_graph_runs_on_the_aws_resources(
         assert metadata["rows_in"] == sample.rows[table.file_name]
         assert metadata["rows_rejected"] == planted
         assert metadata["row_count"] == sample.rows[table.file_name] - planted
-    assert materialized["processed/rejected_rows"]["row_count"] == sum(sample.planted.values())
+        assert metadata["source"] == f"s3://{bucket}/landing/{table.file_name}"
+    rentals = materialized["processed/rentals"]
+    assert rentals["batches"] == [FULL_BATCH]
+    assert rentals["batches_also_rewritten"] == []
+    assert rentals["rental_date_folders_rewritten"] == "all"
+    assert rentals["batch_rows_kept"] == rentals["row_count"]
+    rejected = materialized["processed/rejected_rows"]
+    assert rejected["row_count"] == rejected["rows_rejected_now"] == sum(sample.planted.values())
     assert {name: materialized[f"kpi/{name}"]["row_count"] for name in ALL_KPIS} == KPI_ROWS
+
+    # The lake's layout: rentals Hive-partitioned by rental_date (24 hourly rows a day), the
+    # rejected rows one file per snapshot and rentals batch with rejects, the key index of the
+    # batch outside every crawled zone.
+    days = -(-rentals["row_count"] // 24)
+    rental_parts = [
+        f"processed/rentals/rental_date={date(2024, 1, 1) + timedelta(days=day)}/{PART}"
+        for day in range(days)
+    ]
+    assert object_keys(bucket, "processed/rentals/") == [
+        "processed/rentals/_SUCCESS",
+        *rental_parts,
+    ]
+    with_rejects = {name for (name, _), rows in sample.planted.items() if rows}
+    assert object_keys(bucket, "processed/rejected_rows/") == sorted(
+        f"processed/rejected_rows/{name if name != RENTALS.name else 'rentals-full'}.parquet"
+        for name in with_rejects
+    )
+    assert object_keys(bucket, f"{Zone.STATE.value}/") == [
+        "_state/rental_keys/_SUCCESS",
+        f"_state/rental_keys/batch={FULL_BATCH}/{PART}",
+    ]
 
     # Checks: every declared check evaluated, from the jobs' reports and Dagster's own.
     checks = _checks(result)
@@ -668,11 +1023,15 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     }
 
     # Catalog: both zones crawled by crawlers the resource created; every table reported.
+    # Each crawler targets its zone with tables pinned to <zone>/<table>/, so the rental_date=
+    # folders are the rentals table's partitions; _state/ and _staging/ are crawled by none.
     glue = aws_env.client("glue")
     role = f"arn:aws:iam::{ACCOUNT}:role/car-rental-glue-crawler-role"
     for zone, tables in CATALOGED.items():
         crawler = glue.get_crawler(Name=f"car-rental-{zone.value}-crawler")["Crawler"]
         assert crawler["Targets"]["S3Targets"][0]["Path"] == f"s3://{bucket}/{zone.value}/"
+        grouping = json.loads(crawler["Configuration"])["Grouping"]
+        assert grouping["TableLevelConfiguration"] == 2  # <zone>/ is level 1, the table 2
         assert crawler["Role"] == role
         assert crawler["LastCrawl"]["Status"] == "COMPLETED"
         for table in tables:
@@ -681,8 +1040,18 @@ def test_the_whole_graph_runs_on_the_aws_resources(
             assert metadata["dagster/table_name"] == f"{DATABASE}.{table}"
             assert metadata["location"] == f"s3://{bucket}/{zone.value}/{table}"
             assert sorted(metadata["zone_tables_created"]) == sorted(tables)
+    # The Parquet's columns, then the partition key (crawled from the folder names).
     schema = materialized["catalog/rentals"]["dagster/column_schema"]
-    assert [c.name for c in schema.columns] == [c.name for c in RENTALS.processed_columns]
+    assert [c.name for c in schema.columns] == [
+        *(c.name for c in RENTALS.processed_columns if c.name not in RENTALS.partition_by),
+        *RENTALS.partition_by,
+    ]
+    catalog_rentals = glue.get_table(DatabaseName=DATABASE, Name=RENTALS.name)["Table"]
+    assert [k["Name"] for k in catalog_rentals["PartitionKeys"]] == list(RENTALS.partition_by)
+    partitions = glue.get_partitions(DatabaseName=DATABASE, TableName=RENTALS.name)["Partitions"]
+    assert sorted(p["StorageDescriptor"]["Location"] for p in partitions) == [
+        f"s3://{bucket}/{part.rsplit('/', 1)[0]}/" for part in rental_parts
+    ]
     assert crawls.crawls == []
 
     # Analyses: queried through Athena, written back as Parquet and Glue tables.
@@ -690,6 +1059,8 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     assert {name: materialized[f"analyses/{name}"]["row_count"] for name in analyses} == (
         ANALYSIS_ROWS
     )
+    names = {t["Name"] for t in glue.get_tables(DatabaseName=DATABASE)["TableList"]}
+    assert names == {*CATALOGED[Zone.PROCESSED], *CATALOGED[Zone.KPI], *analyses}  # no rental_keys
     athena = aws_env.client("athena")
     executions = athena.list_query_executions(WorkGroup=WORKGROUP)["QueryExecutionIds"]
     assert len(executions) == len(athena_answers.sql) == len(ANALYSES) + 1  # + the rollup's input
@@ -768,3 +1139,35 @@ def test_a_kpi_only_selection_submits_one_step_for_that_table(
     assert denied([(c.name, c.params) for c in aws_calls.calls], deployment.where()) == []
     assert "emr:ListClusters" in aws_calls.names
     assert "emr:RunJobFlow" not in aws_calls.names
+
+
+def test_a_simulated_job_that_raises_fails_its_step_at_once(
+    deployment: Deployment, fake_emr: FakeEmr, instance: dg.DagsterInstance
+) -> None:
+    """The processed tables alone on an empty raw zone: the transform finds no landing of its
+    first input (as the real job does, it raises), its step FAILED with the traceback as
+    stderr, and the run fails with the reason instead of polling a step left RUNNING until
+    its timeout."""
+    fake_emr.outcomes.append(FakeEmr.run(SimulatedJobs(deployment.sample).transform))
+
+    result = dg.materialize(
+        ASSETS,
+        selection=[processed_key(name) for name in PROCESSED_TABLES],
+        resources=deployment.resources(),
+        instance=instance,
+        tags=deployment.landed_range(instance),
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    (call,) = fake_emr.steps
+    assert call.option("--batches") == FULL_BATCH
+    (error,) = fake_emr.errors
+    missing = f"s3://{deployment.bucket}/raw/vehicles/{MANIFEST} not found"
+    assert missing in error
+    step = deployment.aws_env.client("emr").describe_step(
+        ClusterId=call.cluster_id, StepId=call.step_id
+    )["Step"]
+    assert step["Status"]["State"] == "FAILED"
+    failure = _failures(result)
+    assert "FileNotFoundError" in failure and missing in failure  # the reason, and its stderr
