@@ -524,8 +524,9 @@ class SimulatedJobs:
         """The table (Hive-partitioned by rental_date) and the key index, both replaced whole."""
         rentals = synthetic_rentals(item.kept)
         write_hive_output(path, rentals, DATE)
-        index = [key_index(rentals, batch, item.manifest.source) for batch in item.batches]
-        write_hive_output(rental_batches.index_path(args), pa.concat_tables(index), BATCH)
+        (batch,) = item.batches  # the sample's one export (``_planted``)
+        index = key_index(rentals, batch, item.manifest.source)
+        write_hive_output(rental_batches.index_path(args), index, BATCH)
         return {
             "batch_rows_kept": item.kept,
             "batches": [b.key for b in item.batches],
