@@ -33,7 +33,7 @@ from car_rental_platform.settings import SettingsError, spark_mode
 from spark_jobs import kpi_job
 from spark_jobs.contract import KPI_BY_NAME
 from spark_jobs.session import SESSION_CONF
-from tests.graph_fixtures import SMALL_RENTALS, MaterializedGraph, settings_for
+from tests.graph_fixtures import SMALL_RENTALS, MaterializedGraph, landed_range, settings_for
 
 SPARK_ASSETS = [raw_files, processed_tables, kpi_tables]
 
@@ -66,7 +66,8 @@ def submitted(tmp_path_factory: pytest.TempPathFactory) -> dg.ExecuteInProcessRe
     resources = local_resources(dataclasses.replace(settings, spark_mode="spark_submit"))
     assert resources["spark"].mode == "spark_submit"
     with dg.instance_for_test() as instance:
-        return dg.materialize(SPARK_ASSETS, resources=resources, instance=instance)
+        tags = landed_range(instance, settings.source_dir)
+        return dg.materialize(SPARK_ASSETS, resources=resources, instance=instance, tags=tags)
 
 
 def test_both_modes_report_the_same_figures(
