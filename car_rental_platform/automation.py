@@ -32,6 +32,14 @@ refresh_kpis_job = dg.define_asset_job(
     "the analyses over them.",
 )
 
+refresh_rentals_job = dg.define_asset_job(
+    "refresh_rentals",
+    selection=dg.AssetSelection.assets(raw_key(RENTALS)).downstream(),
+    description="The rentals partitions of the run and everything they feed (rejected rows, "
+    "KPIs, catalog, analyses); the snapshots stay as they are. What the run command launches "
+    "when no snapshot changed.",
+)
+
 AUTOMATED_GROUPS = ("catalog", "analyses")
 
 catalog_and_analyses_automation = dg.AutomationConditionSensorDefinition(

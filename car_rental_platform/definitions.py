@@ -18,6 +18,7 @@ from car_rental_platform.automation import (
     landing_sensor,
     refresh_all_job,
     refresh_kpis_job,
+    refresh_rentals_job,
     report_failed_runs,
 )
 from car_rental_platform.settings import Deployment, LocalSettings, deployment, variables_set
@@ -57,7 +58,7 @@ DEPLOYMENT = deployment()
 
 defs = dg.Definitions(
     assets=assets_for(DEPLOYMENT),
-    jobs=[refresh_all_job, refresh_kpis_job],
+    jobs=[refresh_all_job, refresh_kpis_job, refresh_rentals_job],
     schedules=[daily_refresh_schedule],
     sensors=[landing_sensor, report_failed_runs, catalog_and_analyses_automation],
     resources=resources_for(DEPLOYMENT),
