@@ -59,6 +59,7 @@ from spark_jobs.contract import (
     DAILY_EXPORT_PATTERN,
     DATABASE,
     KPI_TABLES,
+    LANDED_FOLDER,
     REJECTED_ROWS_TABLE,
     RENTALS,
     SOURCE_TABLES,
@@ -153,8 +154,9 @@ def snapshots_changed(instance: dg.DagsterInstance, settings: LocalSettings) -> 
     for table in SOURCE_TABLES:
         if table is RENTALS:
             continue
-        manifest = Path(table_path(settings.lake_root, Zone.RAW.value, table.raw_name), MANIFEST)
-        landed = Manifest.from_json(manifest.read_text()).sha256 if manifest.exists() else None
+        folder = Path(table_path(settings.lake_root, Zone.RAW.value, table.raw_name))
+        manifests = sorted(folder.glob(f"{LANDED_FOLDER}*/{MANIFEST}"))  # newest last
+        landed = Manifest.from_json(manifests[-1].read_text()).sha256 if manifests else None
         processed = instance.get_latest_materialization_event(
             dg.AssetKey(["processed", table.name])
         )

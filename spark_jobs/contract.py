@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 
@@ -259,6 +259,16 @@ def rental_batch(file_name: str) -> RentalBatch | None:
 BATCH_FOLDER = "batch="
 """Raw-zone folder of one rentals batch: ``raw/rental_transactions/batch=<key>/`` holds that
 export's canonical copy and manifest, replaced only by a re-landing of the same export."""
+
+
+LANDED_FOLDER = "landed="
+"""Raw-zone folder of one landing of a snapshot: ``raw/vehicles/landed=<UTC time>/`` holds that
+landing's canonical copy and manifest; the newest one is current, the older ones are history."""
+
+
+def landed_folder(when: datetime) -> str:
+    """``landed=20261202T055300123456Z``: sorts as time does (UTC, to the microsecond)."""
+    return f"{LANDED_FOLDER}{when.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
 
 
 def batch_folder(batch: RentalBatch) -> str:

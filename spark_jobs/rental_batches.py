@@ -46,6 +46,7 @@ from spark_jobs.contract import (
     batch_of_key,
     batch_order,
 )
+from spark_jobs.lake_files import LakeFiles
 from spark_jobs.raw_format import MANIFEST
 
 KEY_INDEX = "rental_keys"
@@ -68,36 +69,6 @@ INDEX_SCHEMA = T.StructType(
 
 def index_path(args: argparse.Namespace) -> str:
     return f"{args.lake_root.rstrip('/')}/{Zone.STATE.value}/{KEY_INDEX}"
-
-
-class LakeFiles:
-    """Hadoop's FileSystem API through the session's JVM: the same calls on disk and S3."""
-
-    def __init__(self, spark: SparkSession, root: str) -> None:
-        self._jvm = spark.sparkContext._jvm
-        self._fs = self.path(root).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-    def path(self, text: str):
-        return self._jvm.org.apache.hadoop.fs.Path(text)
-
-    def exists(self, text: str) -> bool:
-        return bool(self._fs.exists(self.path(text)))
-
-    def delete(self, text: str) -> None:
-        self._fs.delete(self.path(text), True)
-
-    def glob(self, pattern: str) -> list[tuple[str, bool]]:
-        """(path, is a folder) of what matches ``pattern``."""
-        found = self._fs.globStatus(self.path(pattern)) or []
-        return [(s.getPath().toString(), bool(s.isDirectory())) for s in found]
-
-    def replace(self, source: str, target: str) -> None:
-        """Move ``source`` to ``target``, deleting what ``target`` held (file or folder)."""
-        target_path = self.path(target)
-        self._fs.delete(target_path, True)
-        self._fs.mkdirs(target_path.getParent())
-        if not self._fs.rename(self.path(source), target_path):
-            raise OSError(f"could not move {source} into place at {target}")
 
 
 def landed_batches(spark: SparkSession, folder: str) -> dict[RentalBatch, str]:

@@ -46,6 +46,7 @@ from spark_jobs.contract import (
     Zone,
     batch_order,
 )
+from spark_jobs.lake_files import LakeFiles, newest_landing
 from spark_jobs.markdown import markdown_table
 from spark_jobs.publish import publish, staging_path
 from spark_jobs.quality import CheckOutcome, Problem
@@ -94,6 +95,7 @@ def clean_inputs(
         if table is RENTALS:
             inputs.append(rentals_input(spark, args, folder, reporter))
         else:
+            folder = newest_landing(spark, folder)
             manifest = read_manifest(spark, folder)
             cleaned = clean(table, read_raw(spark, table, folder, manifest))
             inputs.append(Input(cleaned, manifest, F.lit(table.name)))
@@ -275,7 +277,7 @@ def snapshot_frames(
             frames[table.name] = staged[table.name]
             continue
         path = cli.lake_path(args, "processed_zone", table.name)
-        if not rental_batches.LakeFiles(spark, path).exists(path):
+        if not LakeFiles(spark, path).exists(path):
             return None
         frames[table.name] = spark.read.parquet(path)
     return frames
@@ -454,7 +456,7 @@ def publish_rejected_rows(
         spark, staged, cli.lake_path(args, "processed_zone", REJECTED_ROWS_TABLE), REJECTED_FILE,
         names, whole=every_input,
     )  # fmt: skip
-    files = rental_batches.LakeFiles(spark, path)
+    files = LakeFiles(spark, path)
     if not files.glob(f"{path}/*.parquet"):
         # No rejected row anywhere: one empty file keeps the table readable (0 rows).
         empty = union.drop(REJECTED_FILE).where(F.lit(False)).coalesce(1)

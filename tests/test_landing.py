@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -227,8 +228,8 @@ def test_a_bad_export_on_a_good_lake_replaces_nothing(tmp_path: Path) -> None:
     write_exports(landing)
     assert land_all(landing, lake).success
     before = raw_zone(lake)
-    assert sorted(before) == sorted(
-        f"raw/{t.raw_name}/{'batch=full/' * (t is RENTALS)}{name}"
+    assert sorted(re.sub(r"landed=\d{8}T\d{12}Z", "landed=<time>", p) for p in before) == sorted(
+        f"raw/{t.raw_name}/{'batch=full' if t is RENTALS else 'landed=<time>'}/{name}"
         for t in SOURCE_TABLES
         for name in (t.file_name, MANIFEST)
     )
@@ -247,18 +248,20 @@ def test_a_bad_export_on_a_good_lake_replaces_nothing(tmp_path: Path) -> None:
     assert not [p for p in (lake / "raw").iterdir() if p.name.startswith(".")]
 
 
-def test_a_new_landing_replaces_the_folder_whole(tmp_path: Path) -> None:
+def test_a_new_snapshot_landing_keeps_the_earlier_one_as_history(tmp_path: Path) -> None:
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     write_exports(landing)
     assert land_all(landing, lake).success
-    stray = lake / "raw" / USERS.raw_name / "old-export.csv"
-    stray.write_text("left from an older version\n")
+    folder = lake / "raw" / USERS.raw_name
+    (first,) = folder.iterdir()
+    kept = {p.name: p.read_bytes() for p in first.iterdir()}
     write_exports(landing, users_line=USER.replace("U1", "U9"))
     result = land_all(landing, lake)
     assert result.success
-    folder = lake / "raw" / USERS.raw_name
-    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, USERS.file_name]
-    assert "U9," in (folder / USERS.file_name).read_text()
+    older, newest = sorted(folder.iterdir())  # named by landing time: they sort as it does
+    assert older == first and {p.name: p.read_bytes() for p in older.iterdir()} == kept
+    assert sorted(p.name for p in newest.iterdir()) == [MANIFEST, USERS.file_name]
+    assert "U9," in (newest / USERS.file_name).read_text()
     users = dg.AssetKey(["raw", USERS.name])
     metadata = next(
         m.metadata
@@ -266,7 +269,7 @@ def test_a_new_landing_replaces_the_folder_whole(tmp_path: Path) -> None:
         if m.asset_key == users
     )
     assert metadata["row_count"].value == 1
-    assert metadata["path"].value == str(folder / USERS.file_name)
+    assert metadata["path"].value == str(newest / USERS.file_name)
 
 
 def test_a_field_longer_than_pythons_default_csv_limit_is_kept(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Raw zone: the landed CSV exports, checked and copied into ``<lake>/raw/<file>/``."""
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +24,7 @@ from spark_jobs.contract import (
     batch_folder,
     batch_of_key,
     batch_order,
+    landed_folder,
 )
 from spark_jobs.raw_format import MANIFEST, Manifest, combined
 
@@ -112,7 +114,7 @@ def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeSto
             for folder_name, item in items:
                 manifest_file = item.canonical.with_name(MANIFEST)
                 manifest_file.write_text(item.manifest.to_json())
-                target = f"{table.raw_name}/{folder_name}" if folder_name else table.raw_name
+                target = f"{table.raw_name}/{folder_name}"
                 uri = lake.put_files(
                     {table.file_name: item.canonical, MANIFEST: manifest_file}, Zone.RAW, target
                 )
@@ -129,12 +131,15 @@ def partition_keys(context: dg.AssetExecutionContext, table: SourceTable) -> lis
 def exports_of(
     table: SourceTable, landing: Landing, keys: list[str] | None = None
 ) -> list[tuple[str, str]]:
-    """(raw-zone folder, landed file) of each export of a table: ``("", vehicles.csv)`` for a
-    snapshot; for rentals the export of each batch key (DESIGN 3.5), each into its batch's
-    folder, so a day's landing never replaces another day's. Without keys: every export
-    present."""
+    """(raw-zone folder, landed file) of each export of a table.
+
+    A snapshot lands in a folder named by the landing time (``landed=<UTC>``; the older
+    landings stay as history). Rentals: the export of each batch key (DESIGN 3.5), each into
+    its batch's folder, so a day's landing never replaces another day's; without keys, every
+    export present.
+    """
     if table is not RENTALS:
-        return [("", table.file_name)]
+        return [(landed_folder(datetime.now(UTC)), table.file_name)]
     present = landed_batches([f.name for f in landing.list_csv()])
     if keys is None:
         batches = present

@@ -94,6 +94,7 @@ from spark_jobs.contract import (
     FULL_BATCH,
     KPI_BY_NAME,
     KPI_TABLES,
+    LANDED_FOLDER,
     LOCATIONS,
     OCCASIONAL_SPENDER,
     PROCESSED_TABLES,
@@ -241,6 +242,18 @@ def write_spark_output(folder_uri: str, table: pa.Table) -> None:
     _delete_under(bucket, folder)
     put_object(bucket, f"{folder}/{PART}", _parquet(table))
     put_object(bucket, f"{folder}/_SUCCESS", b"")
+
+
+def newest_landing(folder_uri: str) -> str:
+    """The newest ``landed=<UTC>/`` folder with a manifest under a snapshot's raw folder (the
+    folder itself when there is none, as ``spark_jobs.lake_files.newest_landing`` does)."""
+    bucket, key = _split(folder_uri)
+    landings = [
+        k.rsplit("/", 1)[0]
+        for k in object_keys(bucket, f"{key}/{LANDED_FOLDER}")
+        if k.endswith(f"/{MANIFEST}")
+    ]
+    return f"s3://{bucket}/{max(landings)}" if landings else folder_uri
 
 
 def _data_lines(body: bytes) -> list[str]:
@@ -440,6 +453,7 @@ class SimulatedJobs:
         landed one), their manifests, and the sample's planted rejects."""
         folder = cli.lake_path(args, "raw_zone", table.raw_name)
         if table is not RENTALS:
+            folder = newest_landing(folder)
             manifest = read_manifest(folder)
             bucket, key = _split(folder)
             lines = _data_lines(object_bytes(bucket, f"{key}/{table.file_name}"))
@@ -599,7 +613,7 @@ def _unknown_references(args: Any, inputs: list[SimulatedInput]) -> CheckOutcome
         if not parquet_keys(cli.lake_path(args, "processed_zone", table.name)):
             reason = "vehicles, users and locations are not all processed yet"
             return CheckOutcome(False, {"reason": reason}, severity="WARN")
-        bucket, folder = _split(cli.lake_path(args, "raw_zone", table.raw_name))
+        bucket, folder = _split(newest_landing(cli.lake_path(args, "raw_zone", table.raw_name)))
         rows[table.name] = _data_lines(object_bytes(bucket, f"{folder}/{table.file_name}"))
 
     def ids(table: str, column: str, source: tuple[str, ...]) -> list[str]:
@@ -898,10 +912,13 @@ def test_the_whole_graph_runs_on_the_aws_resources(
     materialized = _materializations(result)
     s3 = aws_env.client("s3")
 
-    # Raw: each landed export copied to raw/<raw_name>/<file> (rentals: into the folder of
-    # its batch, raw/rental_transactions/batch=full/), its data lines counted.
+    # Raw: each landed export copied to raw/<raw_name>/<landing>/<file> (rentals: into the
+    # folder of its batch, batch=full/; snapshots: landed=<UTC time>/), its data lines counted.
     for table in SOURCE_TABLES:
-        folder = f"raw/{table.raw_name}" + ("/batch=full" if table is RENTALS else "")
+        folder = f"raw/{table.raw_name}/batch=full"
+        if table is not RENTALS:
+            folder = _split(newest_landing(f"s3://{bucket}/raw/{table.raw_name}"))[1]
+            assert re.fullmatch(rf"raw/{table.raw_name}/landed=\d{{8}}T\d{{12}}Z", folder)
         key = f"{folder}/{table.file_name}"
         metadata = materialized[f"raw/{table.name}"]
         assert metadata["row_count"] == sample.rows[table.file_name]
