@@ -16,7 +16,6 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.utils import AnalysisException
 
 from spark_jobs.contract import (
     BATCH_FOLDER,
@@ -29,6 +28,7 @@ from spark_jobs.contract import (
 from spark_jobs.contract import (
     Column as ContractColumn,
 )
+from spark_jobs.lake_files import LakeFiles
 from spark_jobs.raw_format import (
     LINE,
     MALFORMED,
@@ -115,14 +115,15 @@ def raw_record(table: SourceTable) -> Column:
 def read_manifest(spark: SparkSession, folder: str) -> Manifest:
     """The landing manifest of a raw table folder; its absence means the landing is incomplete."""
     path = f"{folder.rstrip('/')}/{MANIFEST}"
-    try:
-        rows = spark.read.text(path, wholetext=True).collect()
-    except AnalysisException as error:
+    files = LakeFiles(spark, folder)
+    if not files.exists(path):
         raise FileNotFoundError(
             f"{path} not found: {folder} was not landed completely (or by an older version). "
             "Materialize its raw asset again."
-        ) from error
-    return Manifest.from_json(rows[0][0])
+        )
+    # Read through the file system, not a Spark job: a run over 184 daily exports read 184
+    # manifests, each a job of its own (about a second each on a cold JVM).
+    return Manifest.from_json(files.read_text(path))
 
 
 def read_raw(

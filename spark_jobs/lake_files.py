@@ -25,6 +25,14 @@ class LakeFiles:
     def delete(self, text: str) -> None:
         self._fs.delete(self.path(text), True)
 
+    def read_text(self, text: str) -> str:
+        """A small UTF-8 file's text (commons-io ships with Spark)."""
+        stream = self._fs.open(self.path(text))
+        try:
+            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
     def glob(self, pattern: str) -> list[tuple[str, bool]]:
         """(path, is a folder) of what matches ``pattern``."""
         found = self._fs.globStatus(self.path(pattern)) or []

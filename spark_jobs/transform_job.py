@@ -122,7 +122,9 @@ def rentals_input(
                 f"{[b.key for b in requested]} and keep other copies now: rewritten too"
             )
         batches = batch_order([*requested, *[b for b in extra if b in landed]])
-        manifests |= {b.key: read_manifest(spark, landed[b]) for b in batches}
+        manifests |= {
+            b.key: read_manifest(spark, landed[b]) for b in batches if b.key not in manifests
+        }
     whole = set(batches) == set(landed)
     pairs = [(b, manifests[b.key]) for b in batches]
     raw = read_raw_batches(spark, RENTALS, folder, pairs)
