@@ -148,8 +148,21 @@ def processed_tables(
     if RENTALS.name in names and keys is not None:
         # The run's partitions: a backfill of many days is this one Spark application.
         args += ["--batches", ",".join(keys)]
+    held_back = []
     for result in spark.run_job(context=context, script=TRANSFORM_SCRIPT, args=args):
         if isinstance(result, dg.MaterializeResult):
             yield with_path(result)
-        elif dg.AssetCheckKey(result.asset_key, result.check_name) in selected_checks:
+            continue
+        key = dg.AssetCheckKey(result.asset_key, result.check_name)
+        if key in selected_checks:
             yield result
+        blocking = result.check_name in {c.value for c in BLOCKING_CHECKS}
+        if blocking and not result.passed and result.severity == dg.AssetCheckSeverity.ERROR:
+            held_back.append(f"{result.asset_key.to_user_string()} {result.check_name}")
+    if held_back:
+        # The job published nothing but the rejected rows: say why, in every run mode (a
+        # Pipes session would otherwise fail on the tables it did not report).
+        raise dg.Failure(
+            description="Processed tables not published (they stay as they were): blocking "
+            f"check(s) failed: {', '.join(held_back)}. See processed/rejected_rows."
+        )

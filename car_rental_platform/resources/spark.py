@@ -213,7 +213,7 @@ class LocalSparkRunner(SparkRunner):
         ) as session:
             env.update(session.get_bootstrap_env_vars())
             run_forwarding_logs(command, env=env, log=context.log, job=script)
-        return list(session.get_results())
+        return list(session.get_results(implicit_materializations=False))
 
 
 @contextmanager

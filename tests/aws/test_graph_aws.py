@@ -1189,3 +1189,39 @@ def test_a_simulated_job_that_raises_fails_its_step_at_once(
     assert step["Status"]["State"] == "FAILED"
     failure = _failures(result)
     assert "FileNotFoundError" in failure and missing in failure  # the reason, and its stderr
+
+
+def test_tables_held_back_by_a_blocking_check_are_not_materialized(
+    deployment: Deployment, fake_emr: FakeEmr, instance: dg.DagsterInstance
+) -> None:
+    """A transform whose blocking check failed publishes the rejected rows alone: the run
+    records that one materialization (not an implicit one per held-back table) and fails on
+    the check, by name."""
+
+    def held_back(call: StepCall, pipes: PipesContext) -> None:
+        reporter = PipesReporter(pipes)
+        path = f"s3://{deployment.bucket}/processed/{REJECTED_ROWS_TABLE}"
+        reporter.report(f"{Zone.PROCESSED}/{REJECTED_ROWS_TABLE}", {"row_count": 3, "path": path})
+        for table in SOURCE_TABLES:  # every check of every table, as the real job reports
+            asset = f"{Zone.PROCESSED}/{table.name}"
+            for check in (Check.ROWS_CONSERVED, Check.PRIMARY_KEY_UNIQUE):
+                reporter.check(asset, check, CheckOutcome(True, {}))
+            outcome = CheckOutcome(False, {"rows_in": 10, "rows_rejected": 3})
+            reporter.check(asset, Check.REJECT_RATE, outcome)
+        reporter.check(
+            f"{Zone.PROCESSED}/{RENTALS.name}", Check.REFERENCES_KNOWN, CheckOutcome(True)
+        )
+
+    fake_emr.outcomes.append(FakeEmr.run(held_back))
+    result = dg.materialize(
+        ASSETS,
+        selection=[processed_key(name) for name in PROCESSED_TABLES],
+        resources=deployment.resources(),
+        instance=instance,
+        tags=deployment.landed_range(instance),
+        raise_on_error=False,
+    )
+    assert not result.success
+    materialized = {m.asset_key for m in result.asset_materializations_for_node("processed_tables")}
+    assert materialized == {processed_key(REJECTED_ROWS_TABLE)}
+    assert "reject_rate_within_limit" in _failures(result)

@@ -211,7 +211,10 @@ class EmrSparkRunner(SparkRunner, AwsConnection):
                 jobs.cancel_steps(cluster_id=cluster_id, step_ids=[step_id], log=context.log)
                 raise
         metadata = jobs.step_metadata(step=step)
-        return [with_metadata(result, metadata) for result in session.get_results()]
+        return [
+            with_metadata(result, metadata)
+            for result in session.get_results(implicit_materializations=False)
+        ]
 
     def _cluster_for(self, context: dg.AssetExecutionContext, jobs: EmrJobs) -> str:
         if self.cluster_id:
