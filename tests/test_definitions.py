@@ -64,6 +64,7 @@ def test_jobs_schedules_and_sensors(repo: dg.RepositoryDefinition) -> None:
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
         "refresh_all",
         "refresh_kpis",
+        "refresh_rentals",
     }
     assert [(s.name, s.job_name, s.cron_schedule) for s in repo.schedule_defs] == [
         ("daily_refresh", "refresh_all", "0 3 * * *")

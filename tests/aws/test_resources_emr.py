@@ -481,8 +481,12 @@ def test_the_drivers_output_reaches_the_run_while_the_step_runs(
 
     def outcome(cluster: Any, step: Any, call: Any) -> None:
         stream = {"stream": "stderr", "text": "WARN TaskSetManager: lost task 0.0\n", "extras": {}}
+        report = {"asset_key": "kpi/daily_metrics", "metadata": ROWS, "data_version": None}
         write_pipes_chunk(
-            call, pipes_message("log_external_stream", stream), pipes_message("closed", {})
+            call,
+            pipes_message("log_external_stream", stream),
+            pipes_message("report_asset_materialization", report),
+            pipes_message("closed", {}),
         )
         step.state = "COMPLETED"
         step.end_date_time = step.start_date_time
