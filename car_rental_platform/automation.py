@@ -9,7 +9,12 @@ import dagster as dg
 
 from car_rental_platform.assets.common import DAILY_REFRESH_CRON
 from car_rental_platform.assets.raw import raw_key
-from car_rental_platform.partitions import RENTAL_BATCHES, new_partition_keys
+from car_rental_platform.partitions import (
+    RANGE_END,
+    RANGE_START,
+    RENTAL_BATCHES,
+    new_partition_keys,
+)
 from car_rental_platform.resources.landing import LandedFile, Landing
 from spark_jobs.contract import (
     RENTALS,
@@ -79,8 +84,8 @@ def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
         )
     return dg.RunRequest(
         tags={
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
+            RANGE_START: keys[0],
+            RANGE_END: keys[-1],
         }
     )
 

@@ -147,8 +147,8 @@ def _sha256(path: Path) -> str:
 
 
 def snapshots_changed(instance: dg.DagsterInstance, settings: LocalSettings) -> list[str]:
-    """The snapshot exports never processed on this instance, or whose bytes differ from the
-    raw zone's copy."""
+    """The snapshot exports never processed on this instance, landed again since they were
+    processed (a transform that held them back), or whose bytes differ from the raw zone's."""
     source = Path(settings.source_dir)
     changed = []
     for table in SOURCE_TABLES:
@@ -160,7 +160,12 @@ def snapshots_changed(instance: dg.DagsterInstance, settings: LocalSettings) -> 
         processed = instance.get_latest_materialization_event(
             dg.AssetKey(["processed", table.name])
         )
-        if processed is None or landed != _sha256(source / table.file_name):
+        raw = instance.get_latest_materialization_event(dg.AssetKey(["raw", table.name]))
+        if (
+            processed is None
+            or (raw is not None and raw.timestamp > processed.timestamp)  # held back since
+            or landed != _sha256(source / table.file_name)
+        ):
             changed.append(table.file_name)
     return changed
 
@@ -178,11 +183,26 @@ def choose_job(
     return RENTALS_JOB
 
 
+def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, float]:
+    """When each partition of an asset was last materialized (timestamps, by partition key)."""
+    latest: dict[str, float] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(key, limit=1000, cursor=cursor)
+        for record in page.records:
+            if record.partition_key is not None:
+                latest.setdefault(record.partition_key, record.timestamp)
+        if not page.has_more:
+            return latest
+        cursor = page.cursor
+
+
 def batches_to_run(
     instance: dg.DagsterInstance, settings: LocalSettings, out: Callable[[str], None] = print
 ) -> tuple[str, str]:
     """The range of rentals batches the run processes: from the first to the last export that
-    is new or changed (its bytes differ from the raw zone's copy, or it was never processed).
+    is new or changed: its bytes differ from the raw zone's copy, or it was never processed, or
+    it was landed again since it was (a transform that held it back).
 
     Every landed export is registered as a partition first (in batch order). With nothing new,
     the newest batch is run again, so the snapshots and everything downstream still refresh.
@@ -190,13 +210,15 @@ def batches_to_run(
     source = Path(settings.source_dir)
     batches = landed_batches([p.name for p in source.glob("*.csv") if p.is_file()])
     register(instance, batches)
-    processed = instance.get_materialized_partitions(dg.AssetKey(["processed", RENTALS.name]))
+    processed = latest_by_partition(instance, dg.AssetKey(["processed", RENTALS.name]))
+    landed = latest_by_partition(instance, dg.AssetKey(["raw", RENTALS.name]))
     raw = Path(table_path(settings.lake_root, Zone.RAW.value, RENTALS.raw_name))
     changed = []
     for batch in batches:
         manifest = raw / batch_folder(batch) / MANIFEST
         if (
-            batch.key not in processed
+            # never processed, or landed again since (a transform that held it back)
+            processed.get(batch.key, -1.0) < landed.get(batch.key, 0.0)
             or not manifest.exists()
             or Manifest.from_json(manifest.read_text()).sha256 != _sha256(source / batch.file_name)
         ):

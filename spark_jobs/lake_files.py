@@ -33,6 +33,13 @@ class LakeFiles:
         finally:
             stream.close()
 
+    def write_text(self, text: str, content: str) -> None:
+        stream = self._fs.create(self.path(text), True)
+        try:
+            stream.write(bytearray(content.encode("utf-8")))
+        finally:
+            stream.close()
+
     def glob(self, pattern: str) -> list[tuple[str, bool]]:
         """(path, is a folder) of what matches ``pattern``."""
         found = self._fs.globStatus(self.path(pattern)) or []

@@ -45,6 +45,7 @@ from spark_jobs.contract import (
     batch_folder,
     batch_of_key,
     batch_order,
+    table_path,
 )
 from spark_jobs.lake_files import LakeFiles
 from spark_jobs.raw_format import MANIFEST
@@ -100,6 +101,33 @@ def requested_batches(
             f"--batches: {missing} not landed under {folder}; landed: {[b.key for b in landed]}"
         )
     return requested
+
+
+PUBLISHING = "_publishing"
+"""Marker in the index folder while a partial run swaps folders in: if a run finds it, the
+previous one died mid-publish, and the table is rebuilt whole rather than trusted."""
+
+
+def rebuild_reason(spark: SparkSession, args: argparse.Namespace) -> str | None:
+    """Why a partial run cannot trust the lake (None: it can): a publish was interrupted, or
+    ``processed/rentals`` exists without its key index (a lake from an older version, or an
+    index deleted)."""
+    files = LakeFiles(spark, args.lake_root)
+    index = index_path(args)
+    if files.exists(f"{index}/{PUBLISHING}"):
+        return f"an earlier run stopped while publishing ({index}/{PUBLISHING})"
+    table = table_path(args.lake_root, args.processed_zone, RENTALS.name)
+    if files.exists(table) and not files.exists(index):
+        return f"{table} has no key index at {index}"
+    return None
+
+
+def start_publishing(
+    spark: SparkSession, args: argparse.Namespace, batches: Sequence[RentalBatch]
+) -> None:
+    LakeFiles(spark, args.lake_root).write_text(
+        f"{index_path(args)}/{PUBLISHING}", ",".join(b.key for b in batches)
+    )
 
 
 def read_index(spark: SparkSession, path: str) -> DataFrame:
@@ -194,7 +222,9 @@ def touched_dates(index: DataFrame, batches: Sequence[RentalBatch], staged: Data
     old = index.where(F.col(BATCH).isin([b.key for b in batches]) & F.col(KEPT))
     dates = old.select(DATE).union(staged.select(DATE)).distinct().collect()
     touched = sorted(row[DATE].isoformat() for row in dates if row[DATE] is not None)
-    return Dates(touched, old.select(RENTALS.key))
+    # The staged keys leave too: a folder already holding one (a run interrupted after
+    # swapping it) must not keep it beside the staged copy.
+    return Dates(touched, old.select(RENTALS.key).union(staged.select(RENTALS.key)))
 
 
 def publish_dates(
@@ -263,6 +293,7 @@ def publish_index(
         else:
             files.delete(f"{path}/{batch_folder(batch)}")
     files.delete(staged)
+    files.delete(f"{path}/{PUBLISHING}")  # the table and its index agree again
 
 
 def publish_files(

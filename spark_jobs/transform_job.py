@@ -109,19 +109,26 @@ def rentals_input(
     kept copies they change, cleaned against the key index of the others."""
     landed = rental_batches.landed_batches(spark, folder)
     requested = rental_batches.requested_batches(args.batches, landed, folder)
-    manifests = {b.key: read_manifest(spark, landed[b]) for b in requested}
     index = rental_batches.read_index(spark, rental_batches.index_path(args))
+    rebuild = rental_batches.rebuild_reason(spark, args)
+    if rebuild and set(requested) != set(landed):
+        reporter.log(f"rentals: every landed batch rewritten: {rebuild}")
+        requested = list(landed)
+    manifests = {b.key: read_manifest(spark, landed[b]) for b in requested}
     batches, earlier = list(requested), None
-    if set(requested) != set(landed):
-        pairs = [(b, manifests[b.key]) for b in requested]
+    while set(batches) != set(landed):
+        # Until no more batch changes hands: a batch pulled in is cleaned from its current
+        # export, which may in turn move keys kept in a third batch.
+        pairs = [(b, manifests[b.key]) for b in batches]
         new = rental_batches.valid_positions(read_raw_batches(spark, RENTALS, folder, pairs))
-        extra = rental_batches.affected_batches(requested, new, index)
-        if extra:
-            reporter.log(
-                f"rentals: batch(es) {[b.key for b in extra]} share rental_ids with "
-                f"{[b.key for b in requested]} and keep other copies now: rewritten too"
-            )
-        batches = batch_order([*requested, *[b for b in extra if b in landed]])
+        extra = [b for b in rental_batches.affected_batches(batches, new, index) if b in landed]
+        if not extra:
+            break
+        reporter.log(
+            f"rentals: batch(es) {[b.key for b in extra]} share rental_ids with "
+            f"{[b.key for b in batches]} and keep other copies now: rewritten too"
+        )
+        batches = batch_order([*batches, *extra])
         manifests |= {
             b.key: read_manifest(spark, landed[b]) for b in batches if b.key not in manifests
         }
@@ -170,7 +177,8 @@ class Written:
 
 
 def write_table(spark: SparkSession, args: argparse.Namespace, item: Input, staged: str) -> Written:
-    """Stage the kept rows, then collect the rejected ones: three passes over the input.
+    """Stage the kept rows, then collect the rejected ones (and, for rentals, stage the key
+    index): three passes over the input, four for the rentals.
 
     Finding repeated keys is one grouped pass (cached, it is small); writing the kept rows
     and selecting the failing ones are one pass each. Nothing wide is cached, so memory stays
@@ -180,7 +188,10 @@ def write_table(spark: SparkSession, args: argparse.Namespace, item: Input, stag
     cleaned = item.cleaned
     repeated = cleaned.repeated_keys.cache()
     partition_by = cleaned.table.partition_by
-    cleaned.kept.write.mode("overwrite").partitionBy(*partition_by).parquet(staged)
+    kept_rows = cleaned.kept
+    if partition_by:  # one file per folder, not one per task and folder (small files)
+        kept_rows = kept_rows.repartition(*partition_by)
+    kept_rows.write.mode("overwrite").partitionBy(*partition_by).parquet(staged)
     kept = spark.read.schema(cleaned.kept.schema).parquet(staged).count()
     if partition_by and not kept:
         # No rows, no partition folder, no file: readers would find no schema. One empty file
@@ -195,11 +206,10 @@ def write_table(spark: SparkSession, args: argparse.Namespace, item: Input, stag
         counts[row["reason"]] = counts.get(row["reason"], 0) + row["count"]
         files[row[REJECTED_FILE]] = files.get(row[REJECTED_FILE], 0) + row["count"]
     problems = reject_problems(failing, counts) if counts else []
+    if item.batches:  # while the repeated keys are cached: the index reuses them
+        rental_batches.stage_index(args, rental_batches.index_rows(cleaned, item.batches))
     failing.annotated.unpersist()
     repeated.unpersist()
-    if item.batches:
-        rows = rental_batches.index_rows(cleaned, item.batches)
-        rental_batches.stage_index(args, rows)
     return Written(item, staged, kept, rejected, dict(sorted(counts.items())), files, problems)
 
 
@@ -416,6 +426,7 @@ def publish_rentals(
         touched = "all"
     else:
         folder = cli.lake_path(args, "processed_zone", RENTALS.name)
+        rental_batches.start_publishing(spark, args, batches)
         rental_batches.publish_dates(spark, folder, item.staged, f"{item.staged}.__merged", dates)
         table_rows = item.kept + (others_kept.count() if others_kept is not None else 0)
         rental_batches.publish_index(spark, args, batches, whole=False)

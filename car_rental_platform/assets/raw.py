@@ -17,6 +17,7 @@ from car_rental_platform.raw_records import Landed, land
 from car_rental_platform.resources.lake import LakeStorage
 from car_rental_platform.resources.landing import Landing, MissingSourceFileError
 from spark_jobs.contract import (
+    BATCH_FOLDER,
     RENTALS,
     SOURCE_TABLES,
     SourceTable,
@@ -84,6 +85,13 @@ def raw_files(context: dg.AssetExecutionContext, landing: Landing, lake: LakeSto
                 attempted += 1
                 continue
             attempted += len(exports)
+            keys = partition_keys(context, table) or []
+            kept = sorted(set(keys) - {f.removeprefix(BATCH_FOLDER) for f, _ in exports})
+            if kept:
+                context.log.warning(
+                    f"Not in {landing.location}, so not landed again (the raw zone keeps their "
+                    f"earlier copy): {', '.join(kept)}"
+                )
             for folder_name, file_name in exports:
                 source = f"{landing.location.rstrip('/')}/{file_name}"
                 folder = Path(tmp, table.raw_name, folder_name)
@@ -144,13 +152,15 @@ def exports_of(
     if keys is None:
         batches = present
     else:
-        batches = batch_order(batch_of_key(key) for key in keys)
-        missing = [b.file_name for b in batches if b not in present]
-        if missing:
+        wanted = batch_order(batch_of_key(key) for key in keys)
+        batches = [b for b in wanted if b in present]
+        if not batches:
             raise MissingSourceFileError(
-                f"{', '.join(missing)} not in {landing.location}: the partition's export is "
-                "missing (a partition is one export file)"
+                f"{', '.join(b.file_name for b in wanted)} not in {landing.location}: the "
+                "partitions' exports are missing (a partition is one export file)"
             )
+        # A day archived upstream keeps its earlier copy in the raw zone (the transform says
+        # so if it has none): a range over it still runs.
     if not batches:
         raise MissingSourceFileError(
             f"no rentals export in {landing.location}: {RENTALS.file_name} or "
