@@ -111,11 +111,11 @@ def rentals_input(
     requested = rental_batches.requested_batches(args.batches, landed, folder)
     index = rental_batches.read_index(spark, rental_batches.index_path(args))
     rebuild = rental_batches.rebuild_reason(spark, args)
+    batches, earlier = list(requested), None
     if rebuild and set(requested) != set(landed):
         reporter.log(f"rentals: every landed batch rewritten: {rebuild}")
-        requested = list(landed)
-    manifests = {b.key: read_manifest(spark, landed[b]) for b in requested}
-    batches, earlier = list(requested), None
+        batches = list(landed)
+    manifests = {b.key: read_manifest(spark, landed[b]) for b in batches}
     while set(batches) != set(landed):
         # Until no more batch changes hands: a batch pulled in is cleaned from its current
         # export, which may in turn move keys kept in a third batch.

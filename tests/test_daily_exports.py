@@ -9,6 +9,7 @@ landed day; a date-filtered query of processed rentals reads only that date's fo
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -117,6 +118,13 @@ class Lake:
         frame = pd.read_parquet(self.root / "kpi" / name)
         return frame.sort_values(list(table.key)).reset_index(drop=True)
 
+    def also_rewritten(self, day: str) -> list[str]:
+        """The batches the latest run of partition ``day`` rewrote beside it."""
+        key = dg.AssetKey(["processed", RENTALS.name])
+        filter_ = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day])
+        (record,) = self.instance.fetch_materializations(filter_, limit=1).records
+        return record.asset_materialization.metadata["batches_also_rewritten"].value
+
     def processed_files(self, day: str) -> dict[str, float]:
         """The Parquet files of one ``rental_date`` folder and their modification times."""
         folder = self.root / "processed" / RENTALS.name / f"rental_date={day}"
@@ -204,6 +212,21 @@ def test_days_out_of_order_a_corrected_day_and_raw_history(daily: Lake, tmp_path
         assert "40.00" in (raw / "batch=2024-03-03" / RENTALS.file_name).read_text()
         assert lake.rejected() == daily.rejected()
         assert lake.processed_files("2024-03-01") == day_1  # only day 3's folder rewritten
+        assert lake.also_rewritten("2024-03-03") == []
+
+        # A run that died mid-publish (its marker left), then an index lost: the next run
+        # of day 3 trusts neither and rewrites every landed batch.
+        index = lake.root / "_state" / "rental_keys"
+        (index / "_publishing").write_text("2024-03-03")
+        lake.materialize("2024-03-03")
+        assert not (index / "_publishing").exists()
+        assert lake.also_rewritten("2024-03-03") == ["2024-03-01", "2024-03-02"]
+        shutil.rmtree(index)
+        lake.materialize("2024-03-03")
+        assert lake.also_rewritten("2024-03-03") == ["2024-03-01", "2024-03-02"]
+        assert sorted(p.name for p in index.glob("batch=*")) == [f"batch={day}" for day in DAYS]
+        assert lake.revenue() == Decimal("227.50")
+        assert lake.rejected() == daily.rejected()
 
 
 def test_a_date_filtered_query_reads_only_that_dates_folder(daily: Lake) -> None:
