@@ -22,7 +22,6 @@ rows are kept and counted on purpose and a warning must not break a scheduler's 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -46,6 +45,7 @@ from car_rental_platform.partitions import (
     range_tags,
     register,
 )
+from car_rental_platform.raw_records import file_sha256
 from car_rental_platform.resources.duckdb_catalog import duckdb_connection
 from car_rental_platform.resources.query import quote_identifier
 from car_rental_platform.sample_data.generator import generate
@@ -138,14 +138,6 @@ def launch_command(
     return command
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def snapshots_changed(instance: dg.DagsterInstance, settings: LocalSettings) -> list[str]:
     """The snapshot exports never processed on this instance, landed again since they were
     processed (a transform that held them back), or whose bytes differ from the raw zone's."""
@@ -164,7 +156,7 @@ def snapshots_changed(instance: dg.DagsterInstance, settings: LocalSettings) -> 
         if (
             processed is None
             or (raw is not None and raw.timestamp > processed.timestamp)  # held back since
-            or landed != _sha256(source / table.file_name)
+            or landed != file_sha256(source / table.file_name)
         ):
             changed.append(table.file_name)
     return changed
@@ -220,7 +212,8 @@ def batches_to_run(
             # never processed, or landed again since (a transform that held it back)
             processed.get(batch.key, -1.0) < landed.get(batch.key, 0.0)
             or not manifest.exists()
-            or Manifest.from_json(manifest.read_text()).sha256 != _sha256(source / batch.file_name)
+            or Manifest.from_json(manifest.read_text()).sha256
+            != file_sha256(source / batch.file_name)
         ):
             changed.append(batch.key)
     if not changed:

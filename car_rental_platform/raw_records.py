@@ -251,7 +251,7 @@ def land(
         multiline_records=counts.multiline,
         eof_marker_removed=counts.eof_marker_removed,
         size_bytes=path.stat().st_size,
-        sha256=_sha256(path),
+        sha256=file_sha256(path),
     )
     return Landed(target, manifest)
 
@@ -275,7 +275,8 @@ def _strip_eof_marker(
         yield number, text
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The digest a landing manifest records of its export (``Manifest.sha256``)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
