@@ -123,18 +123,17 @@ def launch_command(
     workspace: Path = WORKSPACE,
     location: str = LOCATION,
     job: str = JOB,
-    partitions: tuple[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """``dagster job launch`` of the job in the workspace's code location, with our run id,
-    over the range ``partitions`` (first, last) of the rentals batches."""
+    """``dagster job launch`` of the job in the workspace's code location, with our run id
+    and ``tags`` (the range of rentals batches, from ``partitions.range_tags``)."""
     dagster = Path(sys.executable).with_name("dagster")
     command = [
         str(dagster), "job", "launch", "-w", str(workspace), "-l", location, "-j", job,
         "--run-id", run_id,
     ]  # fmt: skip
-    if partitions is not None:
-        tags = {RANGE_START: partitions[0], RANGE_END: partitions[1]}
-        command += ["--tags", json.dumps(tags)]
+    if tags:
+        command += ["--tags", json.dumps(dict(tags))]
     return command
 
 
@@ -191,10 +190,10 @@ def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[
 
 def batches_to_run(
     instance: dg.DagsterInstance, settings: LocalSettings, out: Callable[[str], None] = print
-) -> tuple[str, str]:
-    """The range of rentals batches the run processes: from the first to the last export that
-    is new or changed: its bytes differ from the raw zone's copy, or it was never processed, or
-    it was landed again since it was (a transform that held it back).
+) -> dict[str, str]:
+    """Run tags over the range of rentals batches the run processes: from the first to the
+    last export that is new or changed (its bytes differ from the raw zone's copy, it was never
+    processed, or it was landed again since it was: a transform that held it back).
 
     Every landed export is registered as a partition first (in batch order). With nothing new,
     the newest batch is run again, so the snapshots and everything downstream still refresh.
@@ -218,7 +217,7 @@ def batches_to_run(
             changed.append(batch.key)
     if not changed:
         out(f"No new or changed rentals export: refreshing the newest, {batches[-1].key}.")
-        return batches[-1].key, batches[-1].key
+        return range_tags(instance, [batches[-1].key])
     tags = range_tags(instance, changed)
     first, last = tags[RANGE_START], tags[RANGE_END]
     order = instance.get_dynamic_partitions(RENTAL_BATCHES.name)
@@ -227,7 +226,7 @@ def batches_to_run(
         f"Rentals exports new or changed: {len(changed)}; "
         f"running {span} batch(es), {first} to {last}."
     )
-    return first, last
+    return tags
 
 
 def progress_line(record: dg.EventLogRecord) -> str | None:
@@ -477,7 +476,7 @@ def main() -> int:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         partitions = batches_to_run(instance, settings)
         job = choose_job(instance, settings)
-    command = launch_command(run_id, job=job, partitions=partitions)
+    command = launch_command(run_id, job=job, tags=partitions)
     with log_path.open("w") as log:
         succeeded = run_job(env, log, command, run_id)
     elapsed = time.monotonic() - started

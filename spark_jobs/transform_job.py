@@ -1,10 +1,12 @@
 """spark-submit job: raw CSVs -> processed Parquet tables and ``rejected_rows``.
 
     spark-submit spark_jobs/transform_job.py --lake-root LAKE_ROOT [--tables rentals,users]
+        [--batches full,2024-03-01]
 
-Reads the canonical copies landing wrote in ``<root>/raw/<raw_name>/`` for each of the four
-inputs (rentals: every ``batch=<key>/`` folder under it, DESIGN 3.5), stages the cleaned
-tables, checks them, and publishes ``<root>/processed/<table>/`` only when every blocking
+Reads the canonical copies landing wrote in ``<root>/raw/<raw_name>/`` for the inputs of
+``--tables`` (snapshots: the newest ``landed=<UTC>/`` folder; rentals: the ``batch=<key>/``
+folders of ``--batches`` and any batch whose kept copies they change, DESIGN 3.5), stages the
+cleaned tables, checks them, and publishes ``<root>/processed/<table>/`` only when every blocking
 check passed (``<root>/processed/rejected_rows/`` always). A re-run is idempotent; rows in,
 kept and rejected by reason are reported per table.
 """
@@ -267,9 +269,7 @@ def conservation(item: Written, kept_by_batch: dict[str, int]) -> CheckOutcome:
         item.manifest.records, item.kept, item.rows_rejected, item.manifest.source
     )
     uneven = {}
-    for key, manifest in item.input.manifests.items():
-        if key not in {b.key for b in item.input.batches}:
-            continue
+    for key, manifest in item.input.manifests.items():  # one per batch rewritten
         kept = kept_by_batch.get(key, 0)
         rejected = item.rejected_by_file.get(f"{RENTALS.name}-{key}", 0)
         if manifest.records != kept + rejected:
