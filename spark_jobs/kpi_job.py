@@ -5,18 +5,21 @@
 One Spark application computes every requested table from the processed tables (read, not
 cached: each KPI reads only the Parquet columns it needs, which measured faster than building
 an in-memory cache of rentals), stages them, checks them, and publishes ``<root>/kpi/<table>/``
-when no blocking check failed (replaced, so a re-run is idempotent).
+when no blocking check failed (replaced, so a re-run is idempotent). With the groupings'
+partials kept by the last run and only rentals batches added since, it aggregates just the
+added rows and merges them in (``kpi_state``).
 """
 
 from __future__ import annotations
 
 import argparse
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs import cli, quality
+from spark_jobs import cli, kpi_state, quality
 from spark_jobs.contract import (
     KPI_BY_NAME,
     LOCATIONS,
@@ -26,7 +29,7 @@ from spark_jobs.contract import (
     VEHICLES,
     Zone,
 )
-from spark_jobs.kpis import KPI_FUNCTIONS, KpiInputs
+from spark_jobs.kpis import KPI_FUNCTIONS, Aggregation, KpiInputs
 from spark_jobs.markdown import markdown_table
 from spark_jobs.publish import publish, staging_path
 from spark_jobs.reporting import Reporter
@@ -57,10 +60,20 @@ def read_inputs(spark: SparkSession, args: argparse.Namespace) -> KpiInputs:
 
 
 def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> None:
-    """Stage every requested table, check them, then publish them together or not at all."""
+    """Stage every requested table, check them, then publish them together or not at all.
+
+    With the partials kept by the last run, and only rentals batches added since, the tables
+    are the kept partials merged with the added rows' (``kpi_state``); otherwise every rental
+    is aggregated. Either way the partials are staged, and kept with the tables.
+    """
     names = parse_tables(args.tables)
     inputs = read_inputs(spark, args)
-    reporter.log(f"computing {len(names)} KPI table(s): {', '.join(names)}")
+    plan = kpi_state.plan(spark, args, names, inputs.vehicles)
+    aggregation = Aggregation()
+    if plan.added is not None:
+        aggregation = kpi_state.appending(spark, args, inputs.rentals, plan)
+    inputs = replace(inputs, aggregation=aggregation, stage=kpi_state.stage(spark, args))
+    reporter.log(f"computing {len(names)} KPI table(s), {plan.summary}: {', '.join(names)}")
 
     def build(name: str) -> tuple[str, int, str]:
         staged = staging_path(args, "kpi_zone", name)
@@ -88,13 +101,20 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
             + ", ".join(failures)
         )
     else:
+        kpi_state.start_publishing(spark, args)
         for name, rows, preview in built:
             path = publish(spark, args, "kpi_zone", name)
             reporter.log(f"{name}: {rows} rows -> {path}")
             reporter.report(
                 f"{Zone.KPI}/{name}",
-                {"row_count": rows, "path": path, "preview": {"raw_value": preview, "type": "md"}},
+                {
+                    "row_count": rows,
+                    "path": path,
+                    "aggregated": plan.summary,
+                    "preview": {"raw_value": preview, "type": "md"},
+                },
             )
+        kpi_state.publish(spark, args, plan, keep=names == list(KPI_BY_NAME))
     for name, checks in outcomes.items():
         for check, outcome in checks.items():
             reporter.check(f"{Zone.KPI}/{name}", check, outcome)

@@ -3,18 +3,26 @@
 Money is ``decimal(18,2)`` end to end, so sums agree exactly across tables and rounding to two
 decimals is half up; hours are doubles rounded half up to two decimals.
 
-Each KPI column is computed by a ``Formula``, which names the columns it reads; the functions
-below only arrange the formulas into groupings and joins. The column lineage of the KPI assets
-(``column_lineage``) is read from the same formulas, so it cannot drift from the Spark code.
+Each KPI column is computed by a ``Formula`` (or, aggregated, a ``Measure``), which names the
+columns it reads; the functions below only arrange them into groupings and joins. The column
+lineage of the KPI assets (``column_lineage``) is read from the same formulas, so it cannot drift
+from the Spark code.
+
+A grouping is aggregated in two steps, ``Grouping.partials`` (per group: counts, sums, minima,
+maxima, distinct counts) then ``Grouping.finished`` (averages and rounding). The partials are
+what the KPI job keeps between runs: rentals only added since (a new day) are aggregated alone
+and merged in (``Grouping.appended``), which gives what a full recompute gives, without one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from spark_jobs.contract import (
     BRAND_METRICS,
@@ -35,16 +43,6 @@ from spark_jobs.contract import (
     KpiTable,
     SourceTable,
 )
-
-
-@dataclass(frozen=True)
-class KpiInputs:
-    """The processed tables the KPIs read."""
-
-    rentals: DataFrame
-    vehicles: DataFrame
-    users: DataFrame
-    locations: DataFrame
 
 
 def money(value: Column) -> Column:
@@ -83,15 +81,221 @@ class Formula:
         return self.expression(*columns).alias(self.name)
 
 
+class Kind(StrEnum):
+    """How a measure aggregates, and so how two groups' partials of it merge."""
+
+    COUNT = "count"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    AVG = "avg"
+    DISTINCT = "distinct"
+
+
+PARTIALS: dict[Kind, tuple[str, ...]] = {
+    Kind.COUNT: ("n",),
+    Kind.SUM: ("s",),
+    Kind.MIN: ("v",),
+    Kind.MAX: ("v",),
+    Kind.AVG: ("s", "n"),
+    Kind.DISTINCT: ("d",),
+}
+"""The partial columns of each kind: a count, a sum, a value, a distinct count."""
+NEW_PAIRS = "p"
+"""A distinct measure's count of (group, value) pairs the added rows bring that none held."""
+ADDED = "_added"
+
+
+def mean(total: Column, count: Column, total_type: T.DataType) -> Column:
+    """``avg`` from its sum and count, exactly as Spark's ``avg`` computes it: a decimal(p, s)
+    mean is the decimal(p + 10, s) sum over the count, as decimal(p + 4, s + 4)."""
+    if isinstance(total_type, T.DecimalType):
+        result = T.DecimalType(total_type.precision - 6, total_type.scale + 4)
+        return (total / count.cast(T.DecimalType(20, 0))).cast(result)
+    return total / count
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One aggregated KPI column: the ``kind`` of aggregate of the column ``read``, then
+    ``finish`` (rounding) on the result."""
+
+    name: str
+    read: str
+    kind: Kind
+    finish: Callable[[Column], Column] = _same
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.read,)
+
+    def column(self) -> Column:
+        """The measure as one aggregate: what its partials, finished, come to."""
+        value = F.col(self.read.rpartition(".")[2])
+        aggregate = {
+            Kind.COUNT: lambda _: F.count(F.lit(1)),
+            Kind.SUM: F.sum,
+            Kind.MIN: F.min,
+            Kind.MAX: F.max,
+            Kind.AVG: F.avg,
+            Kind.DISTINCT: F.count_distinct,
+        }[self.kind]
+        return self.finish(aggregate(value)).alias(self.name)
+
+    def part(self, partial: str) -> str:
+        return f"_{partial}_{self.name}"
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.part(p) for p in PARTIALS[self.kind])
+
+    def partials(self) -> list[Column]:
+        value = F.col(self.read.rpartition(".")[2])
+        aggregates = {
+            Kind.COUNT: (F.count(F.lit(1)),),
+            Kind.SUM: (F.sum(value),),
+            Kind.MIN: (F.min(value),),
+            Kind.MAX: (F.max(value),),
+            Kind.AVG: (F.sum(value), F.count(value)),
+            Kind.DISTINCT: (F.count_distinct(value),),
+        }[self.kind]
+        return [a.alias(name) for a, name in zip(aggregates, self.parts, strict=True)]
+
+    def merged(self, types: dict[str, T.DataType]) -> list[Column]:
+        """Partials of a group from the kept (``<part>``) and the added (``<part>_added``)."""
+        columns = []
+        for partial in PARTIALS[self.kind]:
+            part = self.part(partial)
+            kept, added = F.col(part), F.col(part + ADDED)
+            if partial == "v":
+                both = F.least(kept, added) if self.kind is Kind.MIN else F.greatest(kept, added)
+            elif partial == "d":  # the pairs no kept row held
+                fresh = F.coalesce(F.col(self.part(NEW_PAIRS)), F.lit(0))
+                both = F.coalesce(kept, F.lit(0)) + fresh
+            else:  # sums and counts add up; one side missing leaves the other's
+                total = (kept + added).cast(types[part])
+                both = F.when(kept.isNull(), added).when(added.isNull(), kept).otherwise(total)
+            columns.append(both.alias(part))
+        return columns
+
+    def finished(self, types: dict[str, T.DataType]) -> Column:
+        if self.kind is Kind.AVG:
+            total, count = self.parts
+            value = mean(F.col(total), F.col(count), types[total])
+        else:
+            value = F.col(self.parts[0])
+        return self.finish(value).alias(self.name)
+
+
+def _rows(rentals: DataFrame) -> DataFrame:
+    return rentals
+
+
 @dataclass(frozen=True)
 class Grouping:
-    """Rentals grouped by ``key``, with the ``measures`` (aggregates) of each group."""
+    """Rentals grouped by ``key``, with the ``measures`` (aggregates) of each group.
 
+    ``name`` names the grouping's partials where the KPI job keeps them between runs.
+    """
+
+    name: str
     key: Formula
-    measures: tuple[Formula, ...]
+    measures: tuple[Measure, ...]
 
-    def aggregate(self, rentals: DataFrame) -> DataFrame:
-        return rentals.groupBy(self.key.column()).agg(*(m.column() for m in self.measures))
+    @property
+    def signature(self) -> list[str]:
+        """What the partials hold: a state kept under another signature is not merged into."""
+        return [self.key.name, *(f"{m.name}:{m.kind}({m.read})" for m in self.measures)]
+
+    def partials(self, rows: DataFrame) -> DataFrame:
+        """Per group, the partial columns of every measure."""
+        return rows.groupBy(self.key.column()).agg(
+            *(c for m in self.measures for c in m.partials())
+        )
+
+    def finished(self, partials: DataFrame) -> DataFrame:
+        types = {f.name: f.dataType for f in partials.schema.fields}
+        return partials.select(self.key.name, *(m.finished(types) for m in self.measures))
+
+    def aggregate(self, rows: DataFrame) -> DataFrame:
+        return self.finished(self.partials(rows))
+
+    def appended(self, kept: DataFrame, added: DataFrame, before: DataFrame) -> DataFrame:
+        """The partials ``kept`` (of the rows before) merged with the added rows' partials.
+
+        ``before`` holds at least every earlier row sharing a distinct measure's value with
+        an added row: a (group, value) pair of the added rows counts once more only when no
+        such row held it.
+        """
+        key = self.key.name
+        new = self.partials(added)
+        new = new.select(key, *(F.col(c).alias(c + ADDED) for c in new.columns if c != key))
+        for measure in (m for m in self.measures if m.kind is Kind.DISTINCT):
+            pair = [self.key.column(), F.col(measure.read.rpartition(".")[2])]
+            added_pairs = added.select(*pair).distinct()
+            held = before.select(*pair).distinct()
+            fresh = added_pairs.join(held, added_pairs.columns, "left_anti").groupBy(key).count()
+            new = new.join(fresh.withColumnRenamed("count", measure.part(NEW_PAIRS)), key, "left")
+        types = {f.name: f.dataType for f in kept.schema.fields}
+        merged = kept.join(new, kept[key].eqNullSafe(new[key]), "full_outer").select(
+            F.coalesce(kept[key], new[key]).alias(key),
+            *(c for m in self.measures for c in m.merged(types)),
+        )
+        return merged
+
+
+def distinct_values(groupings: tuple[Grouping, ...]) -> list[str]:
+    """The rentals columns distinct measures count (what ``Grouping.appended``'s ``before``
+    must cover)."""
+    reads = (m.read for g in groupings for m in g.measures if m.kind is Kind.DISTINCT)
+    return sorted({read.rpartition(".")[2] for read in reads})
+
+
+class Aggregation:
+    """How ``KpiInputs.grouped`` gets a grouping's partials: from every rental (this class),
+    or merged with those kept from an earlier run (``Appending``)."""
+
+    def partials(self, grouping: Grouping, rows: Callable[[DataFrame], DataFrame],
+                 rentals: DataFrame) -> DataFrame:  # fmt: skip
+        return grouping.partials(rows(rentals))
+
+
+@dataclass(frozen=True)
+class Appending(Aggregation):
+    """Partials kept from an earlier run, merged with those of the rentals added since."""
+
+    kept: Callable[[str], DataFrame]
+    """A grouping's kept partials, by its name."""
+    added: DataFrame
+    before: DataFrame
+    """The earlier rentals sharing a distinct-counted value with an added one."""
+
+    def partials(self, grouping: Grouping, rows: Callable[[DataFrame], DataFrame],
+                 rentals: DataFrame) -> DataFrame:  # fmt: skip
+        return grouping.appended(self.kept(grouping.name), rows(self.added), rows(self.before))
+
+
+@dataclass(frozen=True)
+class KpiInputs:
+    """The processed tables the KPIs read, and how groupings are aggregated over them.
+
+    ``stage`` sees each grouping's partials before they are finished (the KPI job writes them
+    aside and reads them back, so they are computed once and kept for the next run).
+    """
+
+    rentals: DataFrame
+    vehicles: DataFrame
+    users: DataFrame
+    locations: DataFrame
+    aggregation: Aggregation = field(default_factory=Aggregation)
+    stage: Callable[[str, DataFrame], DataFrame] = lambda _name, partials: partials
+
+    def grouped(
+        self, grouping: Grouping, rows: Callable[[DataFrame], DataFrame] = _rows
+    ) -> DataFrame:
+        """``grouping`` over the rentals (``rows`` adds what its key needs), finished."""
+        partials = self.aggregation.partials(grouping, rows, self.rentals)
+        return grouping.finished(self.stage(grouping.name, partials))
 
 
 @dataclass(frozen=True)
@@ -105,7 +309,7 @@ class KpiFormulas:
     """Attributes of a processed dimension table, joined on the table's key."""
 
     @property
-    def formulas(self) -> tuple[Formula, ...]:
+    def formulas(self) -> tuple[Formula | Measure, ...]:
         grouped = tuple(f for g in self.groupings for f in (g.key, *g.measures))
         return grouped + self.derived + self.joined
 
@@ -124,21 +328,21 @@ RENTED_VEHICLE = processed(RENTALS, "vehicle_id")
 RENTING_USER = processed(RENTALS, "user_id")
 
 
-def rentals_counted(name: str) -> Formula:
+def rentals_counted(name: str) -> Measure:
     """The number of rentals: their key is what is counted (Spark counts the rows)."""
-    return Formula(name, (RENTAL_ID,), lambda _rental_id: F.count(F.lit(1)))
+    return Measure(name, RENTAL_ID, Kind.COUNT)
 
 
-def of_amount(name: str, aggregate: Callable[[Column], Column]) -> Formula:
-    return Formula(name, (AMOUNT,), aggregate)
+def of_amount(name: str, kind: Kind, finish: Callable[[Column], Column] = _same) -> Measure:
+    return Measure(name, AMOUNT, kind, finish)
 
 
-def of_duration(name: str, aggregate: Callable[[Column], Column]) -> Formula:
-    return Formula(name, (DURATION,), lambda duration: hours(aggregate(duration)))
+def of_duration(name: str, kind: Kind) -> Measure:
+    return Measure(name, DURATION, kind, hours)
 
 
-def distinct(name: str, read: str) -> Formula:
-    return Formula(name, (read,), F.countDistinct)
+def distinct(name: str, read: str) -> Measure:
+    return Measure(name, read, Kind.DISTINCT)
 
 
 def attribute(table: SourceTable, column: str) -> Formula:
@@ -146,17 +350,14 @@ def attribute(table: SourceTable, column: str) -> Formula:
     return Formula(column, (processed(table, column),))
 
 
-def total_money(column: Column) -> Column:
-    return money(F.sum(column))
-
-
-def average_money(column: Column) -> Column:
-    return money(F.avg(column))
+VEHICLE_ATTRIBUTES = ("vehicle_id", "vehicle_type", "brand")
+"""What of the vehicles the groupings read (users and locations are only joined on finished
+tables): the partials hold while these are unchanged."""
 
 
 def with_vehicle_attributes(rentals: DataFrame, vehicles: DataFrame) -> DataFrame:
     """Rentals with vehicle_type and brand; 'unknown' when the vehicle (or the value) is missing."""
-    attributes = vehicles.select("vehicle_id", "vehicle_type", "brand")
+    attributes = vehicles.select(*VEHICLE_ATTRIBUTES)
     return rentals.join(attributes, "vehicle_id", "left").withColumns(
         {
             "vehicle_type": F.coalesce(F.col("vehicle_type"), F.lit(UNKNOWN)),
@@ -168,18 +369,20 @@ def with_vehicle_attributes(rentals: DataFrame, vehicles: DataFrame) -> DataFram
 LOCATION_FORMULAS = KpiFormulas(
     groupings=(
         Grouping(
+            "pickups",
             Formula("location_id", (processed(RENTALS, "pickup_location"),)),
             (
                 rentals_counted("total_pickups"),
-                of_amount("total_revenue", total_money),
-                of_amount("avg_transaction_amount", average_money),
-                of_amount("max_transaction_amount", F.max),
-                of_amount("min_transaction_amount", F.min),
+                of_amount("total_revenue", Kind.SUM, money),
+                of_amount("avg_transaction_amount", Kind.AVG, money),
+                of_amount("max_transaction_amount", Kind.MAX),
+                of_amount("min_transaction_amount", Kind.MIN),
                 distinct("unique_vehicles", RENTED_VEHICLE),
                 distinct("unique_users", RENTING_USER),
             ),
         ),
         Grouping(
+            "dropoffs",
             Formula("location_id", (processed(RENTALS, "dropoff_location"),)),
             (rentals_counted("total_dropoffs"),),
         ),
@@ -194,9 +397,7 @@ LOCATION_FORMULAS = KpiFormulas(
 
 
 def location_metrics(inputs: KpiInputs) -> DataFrame:
-    pickups, dropoffs = (
-        grouping.aggregate(inputs.rentals) for grouping in LOCATION_FORMULAS.groupings
-    )
+    pickups, dropoffs = (inputs.grouped(grouping) for grouping in LOCATION_FORMULAS.groupings)
     names = inputs.locations.select(*(f.column() for f in LOCATION_FORMULAS.joined))
     ids = (
         names.select("location_id")
@@ -215,15 +416,16 @@ def location_metrics(inputs: KpiInputs) -> DataFrame:
 VEHICLE_TYPE_FORMULAS = KpiFormulas(
     groupings=(
         Grouping(
+            "vehicle_types",
             attribute(VEHICLES, "vehicle_type"),
             (
                 rentals_counted("total_rentals"),
-                of_amount("total_revenue", total_money),
-                of_amount("avg_rental_amount", average_money),
-                of_duration("total_rental_hours", F.sum),
-                of_duration("avg_rental_duration_hours", F.avg),
-                of_duration("min_rental_duration_hours", F.min),
-                of_duration("max_rental_duration_hours", F.max),
+                of_amount("total_revenue", Kind.SUM, money),
+                of_amount("avg_rental_amount", Kind.AVG, money),
+                of_duration("total_rental_hours", Kind.SUM),
+                of_duration("avg_rental_duration_hours", Kind.AVG),
+                of_duration("min_rental_duration_hours", Kind.MIN),
+                of_duration("max_rental_duration_hours", Kind.MAX),
                 distinct("unique_vehicles", RENTED_VEHICLE),
             ),
         ),
@@ -232,19 +434,20 @@ VEHICLE_TYPE_FORMULAS = KpiFormulas(
 
 
 def vehicle_type_metrics(inputs: KpiInputs) -> DataFrame:
-    rentals = with_vehicle_attributes(inputs.rentals, inputs.vehicles)
     (by_type,) = VEHICLE_TYPE_FORMULAS.groupings
-    return conform(by_type.aggregate(rentals).orderBy("vehicle_type"), VEHICLE_TYPE_METRICS)
+    by_type = inputs.grouped(by_type, lambda rows: with_vehicle_attributes(rows, inputs.vehicles))
+    return conform(by_type.orderBy("vehicle_type"), VEHICLE_TYPE_METRICS)
 
 
 BRAND_FORMULAS = KpiFormulas(
     groupings=(
         Grouping(
+            "brands",
             attribute(VEHICLES, "brand"),
             (
                 rentals_counted("total_rentals"),
-                of_amount("total_revenue", total_money),
-                of_amount("avg_rental_amount", average_money),
+                of_amount("total_revenue", Kind.SUM, money),
+                of_amount("avg_rental_amount", Kind.AVG, money),
                 distinct("unique_vehicles", RENTED_VEHICLE),
             ),
         ),
@@ -253,24 +456,25 @@ BRAND_FORMULAS = KpiFormulas(
 
 
 def brand_metrics(inputs: KpiInputs) -> DataFrame:
-    rentals = with_vehicle_attributes(inputs.rentals, inputs.vehicles)
     (by_brand,) = BRAND_FORMULAS.groupings
-    return conform(by_brand.aggregate(rentals).orderBy("brand"), BRAND_METRICS)
+    by_brand = inputs.grouped(by_brand, lambda rows: with_vehicle_attributes(rows, inputs.vehicles))
+    return conform(by_brand.orderBy("brand"), BRAND_METRICS)
 
 
 DAILY_FORMULAS = KpiFormulas(
     groupings=(
         Grouping(
+            "days",
             attribute(RENTALS, "rental_date"),
             (
                 rentals_counted("total_transactions"),
-                of_amount("total_revenue", total_money),
-                of_amount("avg_transaction_amount", average_money),
-                of_amount("max_transaction_amount", F.max),
-                of_amount("min_transaction_amount", F.min),
+                of_amount("total_revenue", Kind.SUM, money),
+                of_amount("avg_transaction_amount", Kind.AVG, money),
+                of_amount("max_transaction_amount", Kind.MAX),
+                of_amount("min_transaction_amount", Kind.MIN),
                 distinct("unique_users", RENTING_USER),
                 distinct("unique_vehicles", RENTED_VEHICLE),
-                of_duration("total_rental_hours", F.sum),
+                of_duration("total_rental_hours", Kind.SUM),
             ),
         ),
     ),
@@ -279,7 +483,7 @@ DAILY_FORMULAS = KpiFormulas(
 
 def daily_metrics(inputs: KpiInputs) -> DataFrame:
     (by_day,) = DAILY_FORMULAS.groupings
-    return conform(by_day.aggregate(inputs.rentals).orderBy("rental_date"), DAILY_METRICS)
+    return conform(inputs.grouped(by_day).orderBy("rental_date"), DAILY_METRICS)
 
 
 def spending_percentile(total_spent: Column) -> Column:
@@ -300,15 +504,16 @@ def spending_category(percentile: Column) -> Column:
 USER_FORMULAS = KpiFormulas(
     groupings=(
         Grouping(
+            "users",
             attribute(RENTALS, "user_id"),
             (
                 rentals_counted("total_rentals"),
-                of_amount("total_spent", F.sum),
-                of_amount("avg_rental_amount", average_money),
-                of_amount("max_rental_amount", F.max),
-                of_amount("min_rental_amount", F.min),
-                of_duration("total_rental_hours", F.sum),
-                of_duration("avg_rental_duration_hours", F.avg),
+                of_amount("total_spent", Kind.SUM),
+                of_amount("avg_rental_amount", Kind.AVG, money),
+                of_amount("max_rental_amount", Kind.MAX),
+                of_amount("min_rental_amount", Kind.MIN),
+                of_duration("total_rental_hours", Kind.SUM),
+                of_duration("avg_rental_duration_hours", Kind.AVG),
                 distinct("unique_vehicles_rented", RENTED_VEHICLE),
             ),
         ),
@@ -328,7 +533,7 @@ USER_FORMULAS = KpiFormulas(
 
 def user_metrics(inputs: KpiInputs) -> DataFrame:
     (by_user,) = USER_FORMULAS.groupings
-    per_user = by_user.aggregate(inputs.rentals)
+    per_user = inputs.grouped(by_user)
     for formula in USER_FORMULAS.derived:
         per_user = per_user.withColumn(formula.name, formula.column())
     users = inputs.users.select("user_id", *(f.column() for f in USER_FORMULAS.joined))
@@ -339,11 +544,12 @@ def user_metrics(inputs: KpiInputs) -> DataFrame:
 HOURLY_FORMULAS = KpiFormulas(
     groupings=(
         Grouping(
+            "hours",
             Formula("hour_of_day", (processed(RENTALS, "rental_hour"),)),
             (
                 rentals_counted("total_transactions"),
-                of_amount("total_revenue", total_money),
-                of_amount("avg_transaction_amount", average_money),
+                of_amount("total_revenue", Kind.SUM, money),
+                of_amount("avg_transaction_amount", Kind.AVG, money),
             ),
         ),
     ),
@@ -352,7 +558,7 @@ HOURLY_FORMULAS = KpiFormulas(
 
 def hourly_metrics(inputs: KpiInputs) -> DataFrame:
     (by_hour,) = HOURLY_FORMULAS.groupings
-    return conform(by_hour.aggregate(inputs.rentals).orderBy("hour_of_day"), HOURLY_METRICS)
+    return conform(inputs.grouped(by_hour).orderBy("hour_of_day"), HOURLY_METRICS)
 
 
 def iso_day_number(date: Column) -> Column:
@@ -367,11 +573,12 @@ def weekday_name(day_number: Column) -> Column:
 DAY_OF_WEEK_FORMULAS = KpiFormulas(
     groupings=(
         Grouping(
+            "weekdays",
             Formula("day_number", (processed(RENTALS, "rental_date"),), iso_day_number),
             (
                 rentals_counted("total_transactions"),
-                of_amount("total_revenue", total_money),
-                of_amount("avg_transaction_amount", average_money),
+                of_amount("total_revenue", Kind.SUM, money),
+                of_amount("avg_transaction_amount", Kind.AVG, money),
             ),
         ),
     ),
@@ -381,7 +588,7 @@ DAY_OF_WEEK_FORMULAS = KpiFormulas(
 
 def day_of_week_metrics(inputs: KpiInputs) -> DataFrame:
     (by_day,) = DAY_OF_WEEK_FORMULAS.groupings
-    result = by_day.aggregate(inputs.rentals)
+    result = inputs.grouped(by_day)
     for formula in DAY_OF_WEEK_FORMULAS.derived:
         result = result.withColumn(formula.name, formula.column())
     return conform(result.orderBy("day_number"), DAY_OF_WEEK_METRICS)
@@ -406,6 +613,10 @@ KPI_FORMULAS: dict[str, KpiFormulas] = {
     DAY_OF_WEEK_METRICS.name: DAY_OF_WEEK_FORMULAS,
 }
 """The formulas each KPI function arranges, by table: where its column lineage is read from."""
+GROUPINGS: dict[str, Grouping] = {
+    g.name: g for formulas in KPI_FORMULAS.values() for g in formulas.groupings
+}
+"""Every grouping by name: the partials the KPI job keeps, one folder each."""
 
 
 def column_lineage(table: KpiTable) -> dict[str, tuple[tuple[str, str], ...]]:
@@ -415,7 +626,7 @@ def column_lineage(table: KpiTable) -> dict[str, tuple[tuple[str, str], ...]]:
     computed from what that one is computed from, and a column several formulas compute (a
     key built from several groupings and joins) from all of theirs.
     """
-    formulas: dict[str, list[Formula]] = {}
+    formulas: dict[str, list[Formula | Measure]] = {}
     for formula in KPI_FORMULAS[table.name].formulas:
         formulas.setdefault(formula.name, []).append(formula)
 

@@ -36,6 +36,29 @@ def duplicate_keys(df: DataFrame, key: tuple[str, ...] | list[str]) -> CheckOutc
     return unique_key_verdict(stats["rows"], stats["keys"], key)
 
 
+def new_keys_unique(new: DataFrame, published: DataFrame, key: str) -> CheckOutcome:
+    """``primary_key_unique`` of rows added beside a published table whose keys are unique
+    (checked when they were published, and unchanged since): the new keys must be unique among
+    themselves and absent from the published ones.
+
+    One pass over the published keys, each probed against the new ones (a broadcast when the
+    new rows are few, Spark's choice), instead of a distinct count over the whole table.
+    """
+    added = new.agg(
+        F.count(F.lit(1)).alias("rows"), F.count_distinct(F.struct(key)).alias("keys")
+    ).first()
+    probe = new.select(key).distinct().withColumn("_new", F.lit(True))
+    beside = (
+        published.select(key)
+        .join(probe, key, "left")
+        .agg(F.count(F.lit(1)).alias("rows"), F.count("_new").alias("clashes"))
+        .first()
+    )
+    rows = added["rows"] + beside["rows"]
+    duplicates = added["rows"] - added["keys"] + beside["clashes"]
+    return unique_key_verdict(rows, rows - duplicates, [key])
+
+
 def unique_key_verdict(rows: int, keys: int, key: tuple[str, ...] | list[str]) -> CheckOutcome:
     """``primary_key_unique`` from its measures (by Spark, or by SQL for check-only runs)."""
     return CheckOutcome(

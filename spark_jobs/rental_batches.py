@@ -149,6 +149,22 @@ def valid_positions(raw: DataFrame) -> DataFrame:
     )
 
 
+def indexed_batches(spark: SparkSession, args: argparse.Namespace) -> list[RentalBatch]:
+    """The batches the key index holds (its ``batch=<key>/`` folders): what is published."""
+    path = index_path(args)
+    files = LakeFiles(spark, path)
+    found = files.glob(f"{path}/{BATCH_FOLDER}*")
+    return batch_order(batch_of_key(p.rsplit("/", 1)[1][len(BATCH_FOLDER) :]) for p, _ in found)
+
+
+def appended_last(requested: Sequence[RentalBatch], indexed: Sequence[RentalBatch]) -> bool:
+    """Every requested batch comes after every other batch published (the nightly case: the
+    newest export). Then no other batch's kept copies can change: a key's first position is
+    among the earlier batches whenever they hold it, whatever the requested ones hold."""
+    others = [b.rank for b in indexed if b not in requested]
+    return not others or min(b.rank for b in requested) > max(others)
+
+
 def affected_batches(
     requested: Sequence[RentalBatch], new_positions: DataFrame, index: DataFrame
 ) -> list[RentalBatch]:

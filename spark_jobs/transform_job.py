@@ -118,7 +118,8 @@ def rentals_input(
         reporter.log(f"rentals: every landed batch rewritten: {rebuild}")
         batches = list(landed)
     manifests = {b.key: read_manifest(spark, landed[b]) for b in batches}
-    while set(batches) != set(landed):
+    appended = rental_batches.appended_last(batches, rental_batches.indexed_batches(spark, args))
+    while set(batches) != set(landed) and not appended:
         # Until no more batch changes hands: a batch pulled in is cleaned from its current
         # export, which may in turn move keys kept in a third batch.
         pairs = [(b, manifests[b.key]) for b in batches]
@@ -304,16 +305,19 @@ def table_checks(
     kept_by_batch: dict[str, int],
 ) -> dict[str, dict[Check, CheckOutcome]]:
     """Every processed check of the inputs cleaned, on what was staged (what would be
-    published); the rentals' keys also against the kept keys of the batches not rewritten."""
+    published); the rentals' keys also against the kept keys of the batches not rewritten
+    (``new_keys_unique``: those were unique when published)."""
     staged = {w.table.name: spark.read.parquet(w.staged) for w in written}
     outcomes: dict[str, dict[Check, CheckOutcome]] = {}
     for item in written:
         keys = staged[item.table.name].select(item.table.key)
         if item.table is RENTALS and others_kept is not None:
-            keys = keys.unionByName(others_kept)
+            unique = quality.new_keys_unique(keys, others_kept, RENTALS.key)
+        else:
+            unique = quality.duplicate_keys(keys, [item.table.key])
         outcomes[item.table.name] = {
             Check.ROWS_CONSERVED: conservation(item, kept_by_batch),
-            Check.PRIMARY_KEY_UNIQUE: quality.duplicate_keys(keys, [item.table.key]),
+            Check.PRIMARY_KEY_UNIQUE: unique,
             Check.REJECT_RATE: reject_rate(item, limit),
         }
     if RENTALS.name in staged:

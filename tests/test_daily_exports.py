@@ -28,8 +28,10 @@ from spark_jobs.contract import (
     RENTALS,
     USERS,
     VEHICLES,
+    batch_of_key,
     daily_export_name,
 )
+from spark_jobs.rental_batches import appended_last
 from tests.graph_fixtures import settings_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
@@ -82,6 +84,12 @@ def write_day(landing: Path, day: str, lines: list[str]) -> None:
     write(landing / f"{RENTALS.raw_name}_{day}.csv", RENTALS.column_names, lines)
 
 
+def processed_config(max_reject_rate: float | None) -> dict:
+    if max_reject_rate is None:
+        return {}
+    return {"ops": {"processed_tables": {"config": {"max_reject_rate": max_reject_rate}}}}
+
+
 class Lake:
     """A landing folder, a lake and a Dagster instance, materialized as often as a test needs."""
 
@@ -92,7 +100,7 @@ class Lake:
         self.instance = instance
         write_snapshots(self.landing)
 
-    def materialize(self, *keys: str) -> None:
+    def materialize(self, *keys: str, max_reject_rate: float | None = None) -> None:
         """One run over the rentals partitions ``keys`` (a range, as a single-run backfill
         launches it) and every unpartitioned asset; the keys are registered first."""
         known = self.instance.get_dynamic_partitions(RENTAL_BATCHES.name)
@@ -107,9 +115,11 @@ class Lake:
             instance=self.instance,
             selection=dg.AssetSelection.groups("raw", "processed", "kpi", "catalog"),
             tags={RANGE_START: order[span[0]], RANGE_END: order[span[-1]]},
+            run_config=processed_config(max_reject_rate),
             raise_on_error=False,
         )
-        assert result.success
+        failures = [e.message for e in result.all_events if e.is_step_failure]
+        assert result.success, failures
         processed = dg.AssetKey(["processed", RENTALS.name])
         assert set(keys) <= self.instance.get_materialized_partitions(processed)
 
@@ -124,6 +134,12 @@ class Lake:
         filter_ = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day])
         (record,) = self.instance.fetch_materializations(filter_, limit=1).records
         return record.asset_materialization.metadata["batches_also_rewritten"].value
+
+    def aggregated(self) -> list[str]:
+        """How each run so far aggregated the KPI tables (daily_metrics' metadata)."""
+        key = dg.AssetKey(["kpi", "daily_metrics"])
+        records = self.instance.fetch_materializations(key, limit=100, ascending=True).records
+        return [r.asset_materialization.metadata["aggregated"].value for r in records]
 
     def processed_files(self, day: str) -> dict[str, float]:
         """The Parquet files of one ``rental_date`` folder and their modification times."""
@@ -207,6 +223,9 @@ def test_days_out_of_order_a_corrected_day_and_raw_history(daily: Lake, tmp_path
         (lake.landing / daily_export_name(date(2024, 3, 1))).unlink()
         lake.materialize("2024-03-03")
         assert lake.revenue() == Decimal("227.50")  # 225.00 with R5 at 40.00, not 37.50
+        assert lake.aggregated()[-1] == (
+            "every rental: rentals batch(es) ['2024-03-03'] rewritten or removed since the last run"
+        )
         assert sorted(p.name for p in raw.iterdir()) == [f"batch={day}" for day in DAYS]
         assert {str(p): p.read_bytes() for p in raw.glob("batch=2024-03-0[12]/*")} == earlier
         assert "40.00" in (raw / "batch=2024-03-03" / RENTALS.file_name).read_text()
@@ -216,10 +235,13 @@ def test_days_out_of_order_a_corrected_day_and_raw_history(daily: Lake, tmp_path
 
         # A run that died mid-publish (its marker left), then an index lost: the next run
         # of day 3 trusts neither and rewrites every landed batch.
+        # The KPI job's marker too: its partials are not merged into.
         index = lake.root / "_state" / "rental_keys"
         (index / "_publishing").write_text("2024-03-03")
+        (lake.root / "_state" / "kpi_groups" / "_publishing").write_text("")
         lake.materialize("2024-03-03")
         assert not (index / "_publishing").exists()
+        assert lake.aggregated()[-1].startswith("every rental: an earlier run stopped")
         assert lake.also_rewritten("2024-03-03") == ["2024-03-01", "2024-03-02"]
         shutil.rmtree(index)
         lake.materialize("2024-03-03")
@@ -227,6 +249,39 @@ def test_days_out_of_order_a_corrected_day_and_raw_history(daily: Lake, tmp_path
         assert sorted(p.name for p in index.glob("batch=*")) == [f"batch={day}" for day in DAYS]
         assert lake.revenue() == Decimal("227.50")
         assert lake.rejected() == daily.rejected()
+
+
+def test_days_added_later_merge_into_the_kept_kpi_partials(daily: Lake, tmp_path: Path) -> None:
+    """Days added after the last run (a late arrival, a repeated rental_id among them) are
+    aggregated alone and merged into the partials it kept: the tables equal the all-at-once
+    run's. (A rewritten day and a stopped publish go back to every rental: see the next test.)"""
+    with dg.instance_for_test() as instance:
+        lake = Lake(tmp_path / "added_later", instance)
+        write_day(lake.landing, "2024-03-01", DAYS["2024-03-01"])
+        lake.materialize("2024-03-01")
+        for day in ("2024-03-02", "2024-03-03"):
+            write_day(lake.landing, day, DAYS[day])
+        lake.materialize("2024-03-02", "2024-03-03", max_reject_rate=0.5)  # 1 reject in 8
+        assert lake.also_rewritten("2024-03-02") == []
+        assert lake.aggregated() == [
+            "every rental: no partials kept from an earlier run",
+            "merged into the kept partials: rentals batch(es) ['2024-03-02', '2024-03-03'] "
+            "added since the last run",
+        ]
+        for table in KPI_TABLES:
+            pd.testing.assert_frame_equal(lake.kpi(table.name), daily.kpi(table.name))
+
+
+def test_only_batches_after_every_published_one_skip_the_search_for_changed_copies() -> None:
+    """A key's first position is in the earliest batch holding it: batches added after all
+    the published ones (or replacing the newest) cannot move another batch's kept copy."""
+    day = batch_of_key
+    published = [day("full"), day("2024-03-01"), day("2024-03-02")]
+    assert appended_last([day("2024-03-03")], published)
+    assert appended_last([day("2024-03-02"), day("2024-03-03")], published)  # newest again
+    assert appended_last([day("full")], [])
+    assert not appended_last([day("2024-03-01")], published)
+    assert not appended_last([day("full")], [day("2024-03-01")])
 
 
 def test_a_date_filtered_query_reads_only_that_dates_folder(daily: Lake) -> None:

@@ -10,6 +10,7 @@ from spark_jobs.quality import (
     RentalTotals,
     duplicate_keys,
     kpi_verdicts,
+    new_keys_unique,
     unknown_references,
 )
 
@@ -72,6 +73,21 @@ def test_a_repeated_key_fails_primary_key_unique_a_blocking_error(spark) -> None
     assert dict(outcome.metadata) == {"rows": 5, "duplicate_rows": 2, "key": "user_id"}
     assert Check.PRIMARY_KEY_UNIQUE in BLOCKING_CHECKS
     assert duplicate_keys(table.where("x in ('a', 'b', 'd')"), ["user_id"]).passed
+
+
+def test_new_keys_must_be_unique_and_absent_from_the_published_ones(spark) -> None:
+    published = spark.createDataFrame([("R1",), ("R2",), ("R3",)], "rental_id string")
+    new = spark.createDataFrame([("R4",), ("R5",)], "rental_id string")
+    outcome = new_keys_unique(new, published, "rental_id")
+    assert outcome.passed
+    assert dict(outcome.metadata) == {"rows": 5, "duplicate_rows": 0, "key": "rental_id"}
+    # R2 again (published) and R6 twice (among the new): 2 duplicates in 6 + 3 rows
+    clashing = spark.createDataFrame(
+        [("R2",), ("R6",), ("R6",), ("R7",)], "rental_id string"
+    ).unionByName(new)
+    outcome = new_keys_unique(clashing, published, "rental_id")
+    assert not outcome.passed
+    assert dict(outcome.metadata) == {"rows": 9, "duplicate_rows": 2, "key": "rental_id"}
 
 
 def test_kpi_totals_off_by_a_cent_fail_totals_match_rentals() -> None:
