@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 
@@ -127,7 +128,9 @@ def plan(
     return Plan(now, added, f"rentals batch(es) {added} added since the last run")
 
 
-def appending(spark: SparkSession, args: argparse.Namespace, rentals: DataFrame, plan: Plan):
+def appending(
+    spark: SparkSession, args: argparse.Namespace, rentals: DataFrame, plan: Plan
+) -> Appending:
     """The ``kpis.Appending`` of ``plan``'s added batches: their kept rows (read from their
     ``rental_date`` folders only) and the earlier rows sharing a counted value with them."""
     index = rental_batches.read_index(spark, rental_batches.index_path(args))
@@ -152,7 +155,7 @@ def appending(spark: SparkSession, args: argparse.Namespace, rentals: DataFrame,
     return Appending(kept=kept, added=added, before=before)
 
 
-def stage(spark: SparkSession, args: argparse.Namespace):
+def stage(spark: SparkSession, args: argparse.Namespace) -> Callable[[str, DataFrame], DataFrame]:
     """``KpiInputs.stage`` for the job: write a grouping's partials aside, read them back."""
 
     def write(name: str, partials: DataFrame) -> DataFrame:

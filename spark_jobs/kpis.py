@@ -187,6 +187,10 @@ class Measure:
         return self.finish(value).alias(self.name)
 
 
+Rows = Callable[[DataFrame], DataFrame]
+"""What a grouping's key needs added to the rentals (the vehicles' attributes), or nothing."""
+
+
 def _rows(rentals: DataFrame) -> DataFrame:
     return rentals
 
@@ -216,9 +220,6 @@ class Grouping:
     def finished(self, partials: DataFrame) -> DataFrame:
         types = {f.name: f.dataType for f in partials.schema.fields}
         return partials.select(self.key.name, *(m.finished(types) for m in self.measures))
-
-    def aggregate(self, rows: DataFrame) -> DataFrame:
-        return self.finished(self.partials(rows))
 
     def appended(self, kept: DataFrame, added: DataFrame, before: DataFrame) -> DataFrame:
         """The partials ``kept`` (of the rows before) merged with the added rows' partials.
@@ -255,8 +256,7 @@ class Aggregation:
     """How ``KpiInputs.grouped`` gets a grouping's partials: from every rental (this class),
     or merged with those kept from an earlier run (``Appending``)."""
 
-    def partials(self, grouping: Grouping, rows: Callable[[DataFrame], DataFrame],
-                 rentals: DataFrame) -> DataFrame:  # fmt: skip
+    def partials(self, grouping: Grouping, rows: Rows, rentals: DataFrame) -> DataFrame:
         return grouping.partials(rows(rentals))
 
 
@@ -270,8 +270,7 @@ class Appending(Aggregation):
     before: DataFrame
     """The earlier rentals sharing a distinct-counted value with an added one."""
 
-    def partials(self, grouping: Grouping, rows: Callable[[DataFrame], DataFrame],
-                 rentals: DataFrame) -> DataFrame:  # fmt: skip
+    def partials(self, grouping: Grouping, rows: Rows, rentals: DataFrame) -> DataFrame:
         return grouping.appended(self.kept(grouping.name), rows(self.added), rows(self.before))
 
 
@@ -290,9 +289,7 @@ class KpiInputs:
     aggregation: Aggregation = field(default_factory=Aggregation)
     stage: Callable[[str, DataFrame], DataFrame] = lambda _name, partials: partials
 
-    def grouped(
-        self, grouping: Grouping, rows: Callable[[DataFrame], DataFrame] = _rows
-    ) -> DataFrame:
+    def grouped(self, grouping: Grouping, rows: Rows = _rows) -> DataFrame:
         """``grouping`` over the rentals (``rows`` adds what its key needs), finished."""
         partials = self.aggregation.partials(grouping, rows, self.rentals)
         return grouping.finished(self.stage(grouping.name, partials))
