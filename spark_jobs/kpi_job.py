@@ -114,7 +114,7 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
                     "preview": {"raw_value": preview, "type": "md"},
                 },
             )
-        kpi_state.publish(spark, args, plan, keep=names == list(KPI_BY_NAME))
+        kpi_state.publish(spark, args, plan)
     for name, checks in outcomes.items():
         for check, outcome in checks.items():
             reporter.check(f"{Zone.KPI}/{name}", check, outcome)

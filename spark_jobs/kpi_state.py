@@ -74,7 +74,7 @@ def covers(spark: SparkSession, args: argparse.Namespace, vehicles: DataFrame) -
     index = rental_batches.index_path(args)
     batches = _files(LakeFiles(spark, args.lake_root), f"{index}/{BATCH_FOLDER}*/*")
     return {
-        "batches": {name[len(BATCH_FOLDER) :]: names for name, names in batches.items()},
+        "batches": {rental_batches.folder_key(name): names for name, names in batches.items()},
         "vehicles": vehicles_digest(vehicles),
         "groupings": {name: grouping.signature for name, grouping in GROUPINGS.items()},
     }
@@ -88,6 +88,8 @@ class Plan:
     now: dict
     added: list[str] | None
     reason: str
+    every_table: bool = True
+    """All seven tables computed: only then are the partials kept with them."""
 
     @property
     def summary(self) -> str:
@@ -107,7 +109,7 @@ def plan(
         return Plan(now, None, reason)
 
     if tables != [t.name for t in KPI_TABLES]:
-        return full("not every KPI table is computed")
+        return Plan(now, None, "not every KPI table is computed", every_table=False)
     if files.exists(f"{state}/{PUBLISHING}"):
         return full(f"an earlier run stopped while publishing ({state}/{PUBLISHING})")
     if files.exists(f"{rental_batches.index_path(args)}/{rental_batches.PUBLISHING}"):
@@ -170,12 +172,12 @@ def start_publishing(spark: SparkSession, args: argparse.Namespace) -> None:
     LakeFiles(spark, args.lake_root).write_text(f"{state_path(args)}/{PUBLISHING}", "")
 
 
-def publish(spark: SparkSession, args: argparse.Namespace, plan: Plan, keep: bool) -> None:
-    """After the tables: the staged partials and what they cover into place (``keep``), or,
-    when the tables published do not match the partials (a subset), none kept at all."""
+def publish(spark: SparkSession, args: argparse.Namespace, plan: Plan) -> None:
+    """After the tables: the staged partials and what they cover into place, or, when the
+    tables published do not match the partials (a subset), none kept at all."""
     files = LakeFiles(spark, args.lake_root)
     state, staged = state_path(args), staged_path(args)
-    if keep:
+    if plan.every_table:
         files.replace(staged, state)
         files.write_text(f"{state}/{COVERS}", json.dumps(plan.now, indent=1, sort_keys=True))
     else:

@@ -101,6 +101,15 @@ PARTIALS: dict[Kind, tuple[str, ...]] = {
     Kind.DISTINCT: ("d",),
 }
 """The partial columns of each kind: a count, a sum, a value, a distinct count."""
+AGGREGATES: dict[Kind, Callable[[Column], Column]] = {
+    Kind.COUNT: lambda _value: F.count(F.lit(1)),
+    Kind.SUM: F.sum,
+    Kind.MIN: F.min,
+    Kind.MAX: F.max,
+    Kind.AVG: F.avg,
+    Kind.DISTINCT: F.count_distinct,
+}
+"""Each kind as one Spark aggregate over the column it reads."""
 NEW_PAIRS = "p"
 """A distinct measure's count of (group, value) pairs the added rows bring that none held."""
 ADDED = "_added"
@@ -132,15 +141,7 @@ class Measure:
     def column(self) -> Column:
         """The measure as one aggregate: what its partials, finished, come to."""
         value = F.col(self.read.rpartition(".")[2])
-        aggregate = {
-            Kind.COUNT: lambda _: F.count(F.lit(1)),
-            Kind.SUM: F.sum,
-            Kind.MIN: F.min,
-            Kind.MAX: F.max,
-            Kind.AVG: F.avg,
-            Kind.DISTINCT: F.count_distinct,
-        }[self.kind]
-        return self.finish(aggregate(value)).alias(self.name)
+        return self.finish(AGGREGATES[self.kind](value)).alias(self.name)
 
     def part(self, partial: str) -> str:
         return f"_{partial}_{self.name}"
@@ -151,14 +152,10 @@ class Measure:
 
     def partials(self) -> list[Column]:
         value = F.col(self.read.rpartition(".")[2])
-        aggregates = {
-            Kind.COUNT: (F.count(F.lit(1)),),
-            Kind.SUM: (F.sum(value),),
-            Kind.MIN: (F.min(value),),
-            Kind.MAX: (F.max(value),),
-            Kind.AVG: (F.sum(value), F.count(value)),
-            Kind.DISTINCT: (F.count_distinct(value),),
-        }[self.kind]
+        if self.kind is Kind.AVG:  # a mean merges as its sum and count
+            aggregates = (AGGREGATES[Kind.SUM](value), F.count(value))
+        else:
+            aggregates = (AGGREGATES[self.kind](value),)
         return [a.alias(name) for a, name in zip(aggregates, self.parts, strict=True)]
 
     def merged(self, types: dict[str, T.DataType]) -> list[Column]:
@@ -238,11 +235,10 @@ class Grouping:
             fresh = added_pairs.join(held, added_pairs.columns, "left_anti").groupBy(key).count()
             new = new.join(fresh.withColumnRenamed("count", measure.part(NEW_PAIRS)), key, "left")
         types = {f.name: f.dataType for f in kept.schema.fields}
-        merged = kept.join(new, kept[key].eqNullSafe(new[key]), "full_outer").select(
+        return kept.join(new, kept[key].eqNullSafe(new[key]), "full_outer").select(
             F.coalesce(kept[key], new[key]).alias(key),
             *(c for m in self.measures for c in m.merged(types)),
         )
-        return merged
 
 
 def distinct_values(groupings: tuple[Grouping, ...]) -> list[str]:

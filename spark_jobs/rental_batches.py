@@ -72,6 +72,11 @@ def index_path(args: argparse.Namespace) -> str:
     return f"{args.lake_root.rstrip('/')}/{Zone.STATE.value}/{KEY_INDEX}"
 
 
+def folder_key(path: str) -> str:
+    """The batch key of a ``batch=<key>`` folder (its path or its name)."""
+    return path.rsplit("/", 1)[-1][len(BATCH_FOLDER) :]
+
+
 def landed_batches(spark: SparkSession, folder: str) -> dict[RentalBatch, str]:
     """The rentals batches landed completely (with a manifest) under ``folder``, in batch
     order; a landing still copying is a hidden sibling folder, which the pattern skips."""
@@ -79,7 +84,7 @@ def landed_batches(spark: SparkSession, folder: str) -> dict[RentalBatch, str]:
     found = {}
     for path, is_folder in files.glob(f"{folder.rstrip('/')}/{BATCH_FOLDER}*"):
         if is_folder and files.exists(f"{path}/{MANIFEST}"):
-            found[batch_of_key(path.rsplit("/", 1)[1][len(BATCH_FOLDER) :])] = path
+            found[batch_of_key(folder_key(path))] = path
     if not found:
         raise FileNotFoundError(
             f"no rentals export landed under {folder} ({BATCH_FOLDER}<key>/ with {MANIFEST}): "
@@ -154,7 +159,7 @@ def indexed_batches(spark: SparkSession, args: argparse.Namespace) -> list[Renta
     path = index_path(args)
     files = LakeFiles(spark, path)
     found = files.glob(f"{path}/{BATCH_FOLDER}*")
-    return batch_order(batch_of_key(p.rsplit("/", 1)[1][len(BATCH_FOLDER) :]) for p, _ in found)
+    return batch_order(batch_of_key(folder_key(path)) for path, _ in found)
 
 
 def appended_last(requested: Sequence[RentalBatch], indexed: Sequence[RentalBatch]) -> bool:
