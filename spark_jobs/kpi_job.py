@@ -7,14 +7,15 @@ cached: each KPI reads only the Parquet columns it needs, which measured faster 
 an in-memory cache of rentals), stages them, checks them, and publishes ``<root>/kpi/<table>/``
 when no blocking check failed (replaced, so a re-run is idempotent). With the groupings'
 partials kept by the last run and only rentals batches added since, it aggregates just the
-added rows and merges them in (``kpi_state``).
+added rows and merges them in (``kpi_state``); those rows, and the earlier ones sharing a
+vehicle or user with them, are then the only rentals cached.
 """
 
 from __future__ import annotations
 
 import argparse
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -27,6 +28,7 @@ from spark_jobs.contract import (
     SOURCES_BY_NAME,
     USERS,
     VEHICLES,
+    Check,
     Zone,
 )
 from spark_jobs.kpis import KPI_FUNCTIONS, Aggregation, KpiInputs
@@ -38,6 +40,16 @@ WRITE_THREADS = 4
 """KPI tables are small: writing several at once keeps the cores busy between tiny jobs."""
 PREVIEW_ROWS = 10
 """Previews show the tables' top rows by revenue, the figure a reader looks for first."""
+
+
+@dataclass(frozen=True)
+class Built:
+    """One KPI table staged: its rows, its preview and its checks' outcomes."""
+
+    name: str
+    rows: int
+    preview: str
+    checks: dict[Check, quality.CheckOutcome]
 
 
 def parse_tables(value: str | None) -> list[str]:
@@ -75,25 +87,23 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
     inputs = replace(inputs, aggregation=aggregation, stage=kpi_state.stage(spark, args))
     reporter.log(f"computing {len(names)} KPI table(s), {plan.summary}: {', '.join(names)}")
 
-    def build(name: str) -> tuple[str, int, str]:
-        staged = staging_path(args, "kpi_zone", name)
-        table = KPI_FUNCTIONS[name](inputs).coalesce(1).cache()
-        table.write.mode("overwrite").parquet(staged)
-        rows = table.count()
-        by_revenue = table.orderBy(F.col(KPI_BY_NAME[name].revenue_column).desc_nulls_last())
-        preview = markdown_table(by_revenue.limit(PREVIEW_ROWS).collect(), table.columns)
-        table.unpersist()
-        return name, rows, preview
-
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        totals = pool.submit(quality.rental_totals, inputs.rentals)
+
+        def build(name: str) -> Built:
+            """Stage the table, then read it back (not cached: user_metrics is one row per
+            user) for its preview and its checks, whose pass also counts its rows."""
+            staged = staging_path(args, "kpi_zone", name)
+            KPI_FUNCTIONS[name](inputs).coalesce(1).write.mode("overwrite").parquet(staged)
+            table = spark.read.parquet(staged)
+            by_revenue = table.orderBy(F.col(KPI_BY_NAME[name].revenue_column).desc_nulls_last())
+            preview = markdown_table(by_revenue.limit(PREVIEW_ROWS).collect(), table.columns)
+            measures = quality.kpi_measures(table, KPI_BY_NAME[name])
+            checks = quality.kpi_verdicts(KPI_BY_NAME[name], measures, totals.result())
+            return Built(name, measures.rows, preview, checks)
+
         built = list(pool.map(build, names))
-    totals = quality.rental_totals(inputs.rentals)
-    outcomes = {
-        name: quality.kpi_outcomes(
-            spark.read.parquet(staging_path(args, "kpi_zone", name)), KPI_BY_NAME[name], totals
-        )
-        for name in names
-    }
+    outcomes = {item.name: item.checks for item in built}
     failures = quality.blocking_failures(outcomes)
     if failures:
         reporter.log(
@@ -102,16 +112,16 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
         )
     else:
         kpi_state.start_publishing(spark, args)
-        for name, rows, preview in built:
-            path = publish(spark, args, "kpi_zone", name)
-            reporter.log(f"{name}: {rows} rows -> {path}")
+        for item in built:
+            path = publish(spark, args, "kpi_zone", item.name)
+            reporter.log(f"{item.name}: {item.rows} rows -> {path}")
             reporter.report(
-                f"{Zone.KPI}/{name}",
+                f"{Zone.KPI}/{item.name}",
                 {
-                    "row_count": rows,
+                    "row_count": item.rows,
                     "path": path,
                     "aggregated": plan.summary,
-                    "preview": {"raw_value": preview, "type": "md"},
+                    "preview": {"raw_value": item.preview, "type": "md"},
                 },
             )
         kpi_state.publish(spark, args, plan)

@@ -26,13 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs import rental_batches
 from spark_jobs.contract import BATCH_FOLDER, KPI_TABLES, RENTALS, Zone
-from spark_jobs.kpis import GROUPINGS, VEHICLE_ATTRIBUTES, Appending, distinct_values
+from spark_jobs.kpis import (
+    GROUPINGS,
+    VEHICLE_ATTRIBUTES,
+    Appending,
+    distinct_columns,
+    distinct_values,
+)
 from spark_jobs.lake_files import LakeFiles
 
 STATE_FOLDER = "kpi_groups"
@@ -134,27 +140,48 @@ def appending(
     spark: SparkSession, args: argparse.Namespace, rentals: DataFrame, plan: Plan
 ) -> Appending:
     """The ``kpis.Appending`` of ``plan``'s added batches: their kept rows (read from their
-    ``rental_date`` folders only) and the earlier rows sharing a counted value with them."""
+    ``rental_date`` folders only) and the earlier rows sharing a counted value with them.
+
+    Both are computed here, once, before the tables are (several at a time): each grouping
+    reads them from memory instead of scanning the rentals again.
+    """
     index = rental_batches.read_index(spark, rental_batches.index_path(args))
     keys = index.where(F.col(rental_batches.BATCH).isin(plan.added) & F.col(rental_batches.KEPT))
     keys = keys.select(RENTALS.key, rental_batches.DATE).cache()
     dates = [row[0] for row in keys.select(rental_batches.DATE).distinct().collect()]
     added = rentals.where(F.col(rental_batches.DATE).isin(dates))
     added = added.join(keys.select(RENTALS.key), RENTALS.key, "left_semi").cache()
-    # The few rentals sharing a vehicle or a user with an added one (a broadcast set of
-    # ids each), then those that are not the added ones themselves.
-    sharing = [
-        rentals.join(F.broadcast(added.select(column).distinct()), column, "left_semi")
-        for column in distinct_values(tuple(GROUPINGS.values()))
-    ]
-    before = reduce(DataFrame.unionByName, sharing)
-    before = before.join(added.select(RENTALS.key), RENTALS.key, "left_anti").cache()
+    added.count()
+    keys.unpersist()
+    before = sharing(rentals, added).cache()
+    before.count()
     state = state_path(args)
 
     def kept(name: str) -> DataFrame:
         return spark.read.parquet(f"{state}/{name}")
 
     return Appending(kept=kept, added=added, before=before)
+
+
+def sharing(rentals: DataFrame, added: DataFrame) -> DataFrame:
+    """The rentals, but for the ``added`` ones, that share a distinct-counted value (a
+    vehicle, a user) with an added one, with the columns the distinct-counting groupings'
+    keys and measures read (``kpis.distinct_columns``).
+
+    One pass over the rentals: each counted column is looked up in the (broadcast) set of
+    the added rows' values, at most one per vehicle or user, and a row is kept when any is
+    found.
+    """
+    counted = distinct_values(tuple(GROUPINGS.values()))
+    shared = rentals.select(*distinct_columns(tuple(GROUPINGS.values())))
+    found = []
+    for column in counted:
+        flag = f"_shares_{column}"
+        values = added.select(column).distinct().withColumn(flag, F.lit(True))
+        shared = shared.join(F.broadcast(values), column, "left")
+        found.append(F.col(flag).isNotNull())
+    shared = shared.where(reduce(Column.__or__, found)).drop(*(f"_shares_{c}" for c in counted))
+    return shared.join(added.select(RENTALS.key), RENTALS.key, "left_anti")
 
 
 def stage(spark: SparkSession, args: argparse.Namespace) -> Callable[[str, DataFrame], DataFrame]:

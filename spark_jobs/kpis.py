@@ -248,6 +248,19 @@ def distinct_values(groupings: tuple[Grouping, ...]) -> list[str]:
     return sorted({read.rpartition(".")[2] for read in reads})
 
 
+def distinct_columns(groupings: tuple[Grouping, ...]) -> list[str]:
+    """The rentals columns ``Grouping.appended``'s ``before`` is read for: the rental key,
+    and what the keys and distinct measures of the groupings with a distinct measure read (a
+    key of the vehicles' reads the vehicle_id it is joined on, ``with_vehicle_attributes``)."""
+    counting = [g for g in groupings if any(m.kind is Kind.DISTINCT for m in g.measures)]
+    reads = [r for g in counting for r in g.key.reads]
+    reads += [m.read for g in counting for m in g.measures if m.kind is Kind.DISTINCT]
+    columns = {read.partition(".")[2] for read in reads if read.startswith(f"{RENTALS.name}.")}
+    if any(read.startswith(f"{VEHICLES.name}.") for read in reads):
+        columns.add(VEHICLES.key)
+    return sorted({RENTALS.key, *columns})
+
+
 class Aggregation:
     """How ``KpiInputs.grouped`` gets a grouping's partials: from every rental (this class),
     or merged with those kept from an earlier run (``Appending``)."""
@@ -264,7 +277,8 @@ class Appending(Aggregation):
     """A grouping's kept partials, by its name."""
     added: DataFrame
     before: DataFrame
-    """The earlier rentals sharing a distinct-counted value with an added one."""
+    """The earlier rentals sharing a distinct-counted value with an added one (their
+    ``distinct_columns`` only)."""
 
     def partials(self, grouping: Grouping, rows: Rows, rentals: DataFrame) -> DataFrame:
         return grouping.appended(self.kept(grouping.name), rows(self.added), rows(self.before))

@@ -181,20 +181,18 @@ def rental_totals(rentals: DataFrame) -> RentalTotals:
     return RentalTotals(rentals=row["n"], revenue=row["revenue"] or Decimal("0.00"))
 
 
-def kpi_outcomes(
-    kpi: DataFrame, table: KpiTable, totals: RentalTotals
-) -> dict[Check, CheckOutcome]:
-    """Totals, non-emptiness and key uniqueness of one KPI table, in one pass over it."""
+def kpi_measures(kpi: DataFrame, table: KpiTable) -> KpiMeasures:
+    """What the KPI checks measure on one KPI table (``kpi_verdicts`` judges them), in one
+    pass over it."""
     row = kpi.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count_distinct(F.struct(*table.key)).alias("keys"),
         F.sum(table.revenue_column).alias("revenue"),
         F.sum(table.count_column).alias("count"),
     ).first()
-    measures = KpiMeasures(
+    return KpiMeasures(
         rows=row["rows"], keys=row["keys"], revenue=row["revenue"], count=row["count"]
     )
-    return kpi_verdicts(table, measures, totals)
 
 
 @dataclass(frozen=True)

@@ -80,11 +80,11 @@ def folder_key(path: str) -> str:
 def landed_batches(spark: SparkSession, folder: str) -> dict[RentalBatch, str]:
     """The rentals batches landed completely (with a manifest) under ``folder``, in batch
     order; a landing still copying is a hidden sibling folder, which the pattern skips."""
-    files = LakeFiles(spark, folder)
+    manifests = LakeFiles(spark, folder).glob(f"{folder.rstrip('/')}/{BATCH_FOLDER}*/{MANIFEST}")
     found = {}
-    for path, is_folder in files.glob(f"{folder.rstrip('/')}/{BATCH_FOLDER}*"):
-        if is_folder and files.exists(f"{path}/{MANIFEST}"):
-            found[batch_of_key(folder_key(path))] = path
+    for manifest, _ in manifests:  # one call: the folders are looked up in the JVM
+        path = manifest.rsplit("/", 1)[0]
+        found[batch_of_key(folder_key(path))] = path
     if not found:
         raise FileNotFoundError(
             f"no rentals export landed under {folder} ({BATCH_FOLDER}<key>/ with {MANIFEST}): "

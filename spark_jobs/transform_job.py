@@ -398,7 +398,8 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
                 "encoding": item.manifest.encoding,
             }
             if item is rentals:
-                metadata |= publish_rentals(spark, args, item, dates, others_kept, reporter)
+                rows = outcomes[RENTALS.name][Check.PRIMARY_KEY_UNIQUE].metadata["rows"]
+                metadata |= publish_rentals(spark, args, item, dates, rows, reporter)
                 path = cli.lake_path(args, "processed_zone", RENTALS.name)
             else:
                 path = publish(spark, args, "processed_zone", item.table.name)
@@ -414,10 +415,12 @@ def publish_rentals(
     args: argparse.Namespace,
     item: Written,
     dates: rental_batches.Dates | None,
-    others_kept: DataFrame | None,
+    table_rows: int,
     reporter: Reporter,
 ) -> dict[str, object]:
-    """Publish the rewritten rentals batches and their index; what the table now holds.
+    """Publish the rewritten rentals batches and their index; what the table now holds
+    (``table_rows``: the staged rows and the kept rows of the other batches, as the primary
+    key check counted them).
 
     Every landed batch rewritten: the table and the index are replaced whole. Otherwise only
     the ``rental_date=`` folders holding rows of the rewritten batches are rewritten.
@@ -426,13 +429,11 @@ def publish_rentals(
     if dates is None:
         publish(spark, args, "processed_zone", RENTALS.name)
         rental_batches.publish_index(spark, args, batches, whole=True)
-        table_rows = item.kept
         touched = "all"
     else:
         folder = cli.lake_path(args, "processed_zone", RENTALS.name)
         rental_batches.start_publishing(spark, args, batches)
         rental_batches.publish_dates(spark, folder, item.staged, f"{item.staged}.__merged", dates)
-        table_rows = item.kept + (others_kept.count() if others_kept is not None else 0)
         rental_batches.publish_index(spark, args, batches, whole=False)
         touched = len(dates.touched)
         reporter.log(

@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from car_rental_platform.sample_data.generator import SampleSummary, generate
-from spark_jobs import kpi_job, kpis, transform_job
+from spark_jobs import kpi_job, kpi_state, kpis, transform_job
 from spark_jobs.contract import (
     KPI_BY_NAME,
     KPI_TABLES,
@@ -337,6 +337,21 @@ def test_a_formula_reading_an_undeclared_column_is_refused(spark) -> None:
     sneaky = kpis.Formula("x", ("rentals.total_amount",), lambda a: F.sum(a + F.col("rental_id")))
     with pytest.raises(AnalysisException, match="rental_id"):
         resolved_columns(spark, KPI_BY_NAME["daily_metrics"], sneaky)
+
+
+def test_the_earlier_rows_read_for_distinct_counts_share_a_vehicle_or_a_user(
+    inputs: KpiInputs,
+) -> None:
+    """What a merged day reads of the history. R1 (U1 on V1) and R6 (U2 on V3) added: R2
+    (U2 on V1) shares both a vehicle and a user with them and is read once, R3 shares U1,
+    R4 V3; R1 and R6 themselves are not earlier, and R5 shares nothing."""
+    added = inputs.rentals.where(F.col("rental_id").isin("R1", "R6"))
+    before = kpi_state.sharing(inputs.rentals, added)
+    assert sorted(row["rental_id"] for row in before.collect()) == ["R2", "R3", "R4"]
+    # Only what the distinct counts and their groupings' keys read.
+    assert sorted(before.columns) == [
+        "pickup_location", "rental_date", "rental_id", "user_id", "vehicle_id"
+    ]  # fmt: skip
 
 
 # --- Invariants on a generated lake, through both jobs -----------------------------------------
