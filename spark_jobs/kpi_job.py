@@ -93,13 +93,13 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
         def build(name: str) -> Built:
             """Stage the table, then read it back (not cached: user_metrics is one row per
             user) for its preview and its checks, whose pass also counts its rows."""
-            staged = staging_path(args, "kpi_zone", name)
+            kpi, staged = KPI_BY_NAME[name], staging_path(args, "kpi_zone", name)
             KPI_FUNCTIONS[name](inputs).coalesce(1).write.mode("overwrite").parquet(staged)
             table = spark.read.parquet(staged)
-            by_revenue = table.orderBy(F.col(KPI_BY_NAME[name].revenue_column).desc_nulls_last())
+            by_revenue = table.orderBy(F.col(kpi.revenue_column).desc_nulls_last())
             preview = markdown_table(by_revenue.limit(PREVIEW_ROWS).collect(), table.columns)
-            measures = quality.kpi_measures(table, KPI_BY_NAME[name])
-            checks = quality.kpi_verdicts(KPI_BY_NAME[name], measures, totals.result())
+            measures = quality.kpi_measures(table, kpi)
+            checks = quality.kpi_verdicts(kpi, measures, totals.result())
             return Built(name, measures.rows, preview, checks)
 
         built = list(pool.map(build, names))

@@ -172,15 +172,14 @@ def sharing(rentals: DataFrame, added: DataFrame) -> DataFrame:
     the added rows' values, at most one per vehicle or user, and a row is kept when any is
     found.
     """
-    counted = distinct_values(tuple(GROUPINGS.values()))
-    shared = rentals.select(*distinct_columns(tuple(GROUPINGS.values())))
-    found = []
-    for column in counted:
-        flag = f"_shares_{column}"
+    groupings = tuple(GROUPINGS.values())
+    flags = {column: f"_shares_{column}" for column in distinct_values(groupings)}
+    shared = rentals.select(*distinct_columns(groupings))
+    for column, flag in flags.items():
         values = added.select(column).distinct().withColumn(flag, F.lit(True))
         shared = shared.join(F.broadcast(values), column, "left")
-        found.append(F.col(flag).isNotNull())
-    shared = shared.where(reduce(Column.__or__, found)).drop(*(f"_shares_{c}" for c in counted))
+    found = reduce(Column.__or__, (F.col(flag).isNotNull() for flag in flags.values()))
+    shared = shared.where(found).drop(*flags.values())
     return shared.join(added.select(RENTALS.key), RENTALS.key, "left_anti")
 
 
