@@ -13,22 +13,22 @@ from car_rental_platform.java import ensure_java
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator:
-    """A small local[2] session configured exactly like the jobs' (UTC, strict parsing)."""
+    """A small local[2] session configured exactly like the jobs' local runs
+    (``local_spark_config``: UTC, strict parsing, and the quick JIT small inputs get)."""
     ensure_java()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from spark_jobs.session import SESSION_CONF
+    from car_rental_platform.resources.spark import local_spark_config
 
-    builder = (
-        SparkSession.builder.master("local[2]")
-        .appName("car-rental-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.default.parallelism", "4")
-        .config("spark.driver.memory", "2g")
+    config = local_spark_config(
+        master="local[2]",
+        driver_memory="2g",
+        input_bytes=0,
+        extra={"spark.app.name": "car-rental-tests", "spark.default.parallelism": "4"},
     )
-    for key, value in SESSION_CONF.items():
+    builder = SparkSession.builder
+    for key, value in config.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,7 @@ from dagster_pyspark import LazyPySparkResource
 from car_rental_platform.assets.kpi import kpi_tables
 from car_rental_platform.assets.processed import processed_tables
 from car_rental_platform.assets.raw import raw_files
-from car_rental_platform.resources.local import export_bytes, local_resources
+from car_rental_platform.resources.local import local_resources, new_export_bytes
 from car_rental_platform.resources.spark import (
     QUICK_JIT_CODE_CACHE,
     QUICK_JIT_MAX_INPUT_BYTES,
@@ -31,7 +32,14 @@ from car_rental_platform.resources.spark import (
 from car_rental_platform.sample_data.generator import generate
 from car_rental_platform.settings import SettingsError, spark_mode
 from spark_jobs import kpi_job
-from spark_jobs.contract import KPI_BY_NAME
+from spark_jobs.contract import (
+    KPI_BY_NAME,
+    RentalBatch,
+    Zone,
+    batch_folder,
+    landed_folder,
+)
+from spark_jobs.raw_format import MANIFEST, Manifest
 from spark_jobs.session import SESSION_CONF
 from tests.graph_fixtures import SMALL_RENTALS, MaterializedGraph, landed_range, settings_for
 
@@ -116,11 +124,37 @@ def test_small_inputs_run_on_the_quick_jit_and_large_or_unknown_ones_on_both_tie
     assert QUICK_JIT_OPTION not in java_options(None)
     assert "-XX:-DontCompileHugeMethods" in java_options(0)
 
-    assert export_bytes(str(tmp_path / "none")) is None
-    (tmp_path / "users.csv").write_bytes(b"x" * 700)
-    (tmp_path / "rental_transactions_2024-03-01.csv").write_bytes(b"x" * 300)
-    (tmp_path / "notes.txt").write_bytes(b"x" * 5000)
-    assert export_bytes(str(tmp_path)) == 1000
+
+def test_the_jit_is_picked_by_the_bytes_of_exports_not_landed_at_their_size(
+    tmp_path: Path,
+) -> None:
+    landing, lake = tmp_path / "landing", str(tmp_path / "lake")
+    assert new_export_bytes(str(landing), lake) is None
+    landing.mkdir()
+    (landing / "users.csv").write_bytes(b"x" * 700)
+    (landing / "rental_transactions_2024-03-01.csv").write_bytes(b"x" * 300)
+    (landing / "rental_transactions_2024-03-02.csv").write_bytes(b"x" * 40)
+    (landing / "rental_transactions_2024-02-30.csv").write_bytes(b"x" * 6)  # no such day
+    (landing / "notes.txt").write_bytes(b"x" * 5000)
+    assert new_export_bytes(str(landing), lake) == 1046  # nothing landed yet
+
+    def landed(folder: str, file_name: str, size: int) -> None:
+        path = Path(folder) / MANIFEST
+        path.parent.mkdir(parents=True)
+        manifest = Manifest(
+            str(landing / file_name), file_name, "utf-8", 1, 0, 0, 0, False, size, ""
+        )
+        path.write_text(manifest.to_json())
+
+    raw = f"{lake}/{Zone.RAW.value}"
+    landed(f"{raw}/users/{landed_folder(datetime(2026, 12, 1, tzinfo=UTC))}", "users.csv", 70)
+    landed(f"{raw}/users/{landed_folder(datetime(2026, 12, 2, tzinfo=UTC))}", "users.csv", 700)
+    batch = batch_folder(RentalBatch(date(2024, 3, 1)))
+    landed(f"{raw}/rental_transactions/{batch}", "rental_transactions.csv", 300)
+    # users.csv as its newest landing, the 1 March export as landed: only the rest is new
+    assert new_export_bytes(str(landing), lake) == 46
+    (landing / "rental_transactions_2024-03-01.csv").write_bytes(b"y" * 301)  # corrected
+    assert new_export_bytes(str(landing), lake) == 347
 
 
 def test_a_failing_job_in_process_fails_the_asset_naming_the_job(tmp_path: Path) -> None:
