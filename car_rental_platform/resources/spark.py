@@ -50,7 +50,11 @@ QUICK_JIT_MAX_INPUT_BYTES = 56_000_000
 Whole local materializations, same machine, C2 (default) against C1 only: 20,000 rentals
 (4.8 MB of exports) 58 s against 41 s; 200,000 (48 MB) 77 s against 69 s; 500,000 (75 MB)
 85 s against 100 s; 1,000,000 (121 MB) 105 s against 130 s. A short run's generated code
-never lives long enough to repay C2's compile time on 2 cores; a long one does.
+never lives long enough to repay C2's compile time on 2 cores; a long one does. The size is
+that of what the run lands (``resources.local.new_export_bytes``): one more day (61 rentals)
+beside 1,000,000 landed ones, the run command took 49.3 s (median of 4) on C1 only against
+55.4 s on both tiers before (which also built user_metrics last); its two Spark steps alone,
+38-42 s against 42-46 s, the cores busy 51 of 74 core-seconds against 77 of 88.
 """
 
 QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
@@ -110,7 +114,7 @@ def local_spark_config(
     rentals: 5.4 s interpreted, 2.5 s compiled).
     The serial collector keeps one process's heap smallest and was also the fastest here
     (20,000 rentals: 1.13 GiB peak against 1.29 GiB with G1).
-    ``input_bytes``, the size of the data the run reads, picks the JIT: C1 alone below
+    ``input_bytes``, the size of the data the run lands, picks the JIT: C1 alone below
     ``QUICK_JIT_MAX_INPUT_BYTES``, both tiers (C2) above it or when unknown.
     """
     quick = input_bytes is not None and input_bytes < QUICK_JIT_MAX_INPUT_BYTES
