@@ -34,10 +34,13 @@ from car_rental_platform.settings import SettingsError, spark_mode
 from spark_jobs import kpi_job
 from spark_jobs.contract import (
     KPI_BY_NAME,
+    RENTALS,
+    USERS,
     RentalBatch,
     Zone,
     batch_folder,
     landed_folder,
+    table_path,
 )
 from spark_jobs.raw_format import MANIFEST, Manifest
 from spark_jobs.session import SESSION_CONF
@@ -146,11 +149,12 @@ def test_the_jit_is_picked_by_the_bytes_of_exports_not_landed_at_their_size(
         )
         path.write_text(manifest.to_json())
 
-    raw = f"{lake}/{Zone.RAW.value}"
-    landed(f"{raw}/users/{landed_folder(datetime(2026, 12, 1, tzinfo=UTC))}", "users.csv", 70)
-    landed(f"{raw}/users/{landed_folder(datetime(2026, 12, 2, tzinfo=UTC))}", "users.csv", 700)
+    users = table_path(lake, Zone.RAW.value, USERS.raw_name)
+    landed(f"{users}/{landed_folder(datetime(2026, 12, 1, tzinfo=UTC))}", "users.csv", 70)
+    landed(f"{users}/{landed_folder(datetime(2026, 12, 2, tzinfo=UTC))}", "users.csv", 700)
+    rentals = table_path(lake, Zone.RAW.value, RENTALS.raw_name)
     batch = batch_folder(RentalBatch(date(2024, 3, 1)))
-    landed(f"{raw}/rental_transactions/{batch}", "rental_transactions.csv", 300)
+    landed(f"{rentals}/{batch}", RENTALS.file_name, 300)
     # users.csv as its newest landing, the 1 March export as landed: only the rest is new
     assert new_export_bytes(str(landing), lake) == 46
     (landing / "rental_transactions_2024-03-01.csv").write_bytes(b"y" * 301)  # corrected
