@@ -35,6 +35,7 @@ import dagster as dg
 import pyspark
 
 from car_rental_platform.java import ensure_java
+from car_rental_platform.main import prepare_instance
 from car_rental_platform.partitions import (
     RANGE_END,
     RANGE_START,
@@ -133,7 +134,7 @@ def gib(size: int) -> str:
 def platform_env(landing: Path, root: Path, env: dict[str, str]) -> dict[str, str]:
     """A fresh lake and DAGSTER_HOME under ``root`` for the landing folder."""
     shutil.rmtree(root, ignore_errors=True)
-    (root / "dagster_home").mkdir(parents=True)
+    prepare_instance(root / "dagster_home")  # the shipped dagster.yaml, as `make run` gives it
     return {
         **env,
         "DAGSTER_HOME": str(root / "dagster_home"),
