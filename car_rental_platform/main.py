@@ -45,7 +45,7 @@ from car_rental_platform.partitions import (
     range_tags,
     register,
 )
-from car_rental_platform.raw_records import file_sha256
+from car_rental_platform.raw_records import file_sha256, landed_manifest
 from car_rental_platform.resources.duckdb_catalog import duckdb_connection
 from car_rental_platform.resources.query import quote_identifier
 from car_rental_platform.sample_data.generator import generate
@@ -59,15 +59,10 @@ from spark_jobs.contract import (
     DAILY_EXPORT_PATTERN,
     DATABASE,
     KPI_TABLES,
-    LANDED_FOLDER,
     REJECTED_ROWS_TABLE,
     RENTALS,
     SOURCE_TABLES,
-    Zone,
-    batch_folder,
-    table_path,
 )
-from spark_jobs.raw_format import MANIFEST, Manifest
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKSPACE = PROJECT_DIR / "workspace.yaml"
@@ -145,9 +140,8 @@ def snapshots_changed(instance: dg.DagsterInstance, settings: LocalSettings) -> 
     for table in SOURCE_TABLES:
         if table is RENTALS:
             continue
-        folder = Path(table_path(settings.lake_root, Zone.RAW.value, table.raw_name))
-        manifests = sorted(folder.glob(f"{LANDED_FOLDER}*/{MANIFEST}"))  # newest last
-        landed = Manifest.from_json(manifests[-1].read_text()).sha256 if manifests else None
+        manifest = landed_manifest(settings.lake_root, table.file_name)
+        landed = manifest.sha256 if manifest else None
         processed = instance.get_latest_materialization_event(
             dg.AssetKey(["processed", table.name])
         )
@@ -203,16 +197,14 @@ def batches_to_run(
     register(instance, batches)
     processed = latest_by_partition(instance, dg.AssetKey(["processed", RENTALS.name]))
     landed = latest_by_partition(instance, dg.AssetKey(["raw", RENTALS.name]))
-    raw = Path(table_path(settings.lake_root, Zone.RAW.value, RENTALS.raw_name))
     changed = []
     for batch in batches:
-        manifest = raw / batch_folder(batch) / MANIFEST
+        manifest = landed_manifest(settings.lake_root, batch.file_name)
         if (
             # never processed, or landed again since (a transform that held it back)
             processed.get(batch.key, -1.0) < landed.get(batch.key, 0.0)
-            or not manifest.exists()
-            or Manifest.from_json(manifest.read_text()).sha256
-            != file_sha256(source / batch.file_name)
+            or manifest is None
+            or manifest.sha256 != file_sha256(source / batch.file_name)
         ):
             changed.append(batch.key)
     if not changed:

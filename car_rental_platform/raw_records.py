@@ -21,8 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from spark_jobs.contract import RawSchemaError, SourceTable, check_header
-from spark_jobs.raw_format import Manifest, canonical_columns
+from spark_jobs.contract import (
+    LANDED_FOLDER,
+    RENTALS,
+    SOURCE_TABLES,
+    ExportNameError,
+    RawSchemaError,
+    SourceTable,
+    Zone,
+    batch_folder,
+    check_header,
+    rental_batch,
+    table_path,
+)
+from spark_jobs.raw_format import MANIFEST, Manifest, canonical_columns
 
 ENCODING_SETTING = "CAR_RENTAL_SOURCE_ENCODING"
 BOMS: tuple[tuple[bytes, str], ...] = (
@@ -282,3 +294,26 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def landed_manifest(lake_root: str, file_name: str) -> Manifest | None:
+    """The manifest of export ``file_name``'s current copy in a local lake's raw zone: its
+    batch's (rentals) or its newest landing's (snapshots). None when it never landed, when the
+    name is no export's, or when the manifest cannot be read (a copy to land again)."""
+    try:
+        batch = rental_batch(file_name)
+    except ExportNameError:
+        return None  # landing names the error; here the export is only not landed
+    if batch is not None:
+        raw = Path(table_path(lake_root, Zone.RAW.value, RENTALS.raw_name))
+        manifests = [raw / batch_folder(batch) / MANIFEST]
+    else:
+        table = next((t for t in SOURCE_TABLES if t.file_name == file_name), None)
+        if table is None:
+            return None
+        raw = Path(table_path(lake_root, Zone.RAW.value, table.raw_name))
+        manifests = sorted(raw.glob(f"{LANDED_FOLDER}*/{MANIFEST}"))[-1:]  # the newest
+    try:
+        return next((Manifest.from_json(m.read_text()) for m in manifests if m.is_file()), None)
+    except (OSError, ValueError, TypeError):
+        return None

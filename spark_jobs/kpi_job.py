@@ -62,6 +62,11 @@ def parse_tables(value: str | None) -> list[str]:
     return cli.table_list(value, list(KPI_BY_NAME), "--tables")
 
 
+def build_order(names: list[str]) -> list[str]:
+    """The requested tables as they are built: ``BUILT_FIRST`` first, then contract order."""
+    return sorted(names, key=lambda name: name != BUILT_FIRST)
+
+
 def read_inputs(spark: SparkSession, args: argparse.Namespace) -> KpiInputs:
     def read(name: str) -> DataFrame:
         # Partition columns come last from a Hive-partitioned folder: contract order again.
@@ -107,7 +112,7 @@ def run(spark: SparkSession, args: argparse.Namespace, reporter: Reporter) -> No
             checks = quality.kpi_verdicts(kpi, measures, totals.result())
             return Built(name, measures.rows, preview, checks)
 
-        by_name = {b.name: b for b in pool.map(build, sorted(names, key=BUILT_FIRST.__ne__))}
+        by_name = {b.name: b for b in pool.map(build, build_order(names))}
     built = [by_name[name] for name in names]
     outcomes = {item.name: item.checks for item in built}
     failures = quality.blocking_failures(outcomes)

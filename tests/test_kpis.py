@@ -434,3 +434,17 @@ def test_generated_lake_reports_and_asset_checks(lake_run: LakeRun) -> None:
     failed = [key for key, outcome in lake_run.reporter.checks.items() if not outcome.passed]
     # only the warning about rentals of unknown users/vehicles/locations (planted on purpose)
     assert failed == [("processed/rentals", "references_known")]
+
+
+def test_user_metrics_is_built_first_and_the_others_keep_contract_order() -> None:
+    names = ["location_metrics", "daily_metrics", "user_metrics", "hourly_metrics"]
+    assert kpi_job.build_order(names) == [
+        "user_metrics",
+        "location_metrics",
+        "daily_metrics",
+        "hourly_metrics",
+    ]
+    assert kpi_job.build_order(["daily_metrics", "brand_metrics"]) == [
+        "daily_metrics",
+        "brand_metrics",
+    ]

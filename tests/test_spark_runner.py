@@ -112,9 +112,7 @@ def test_spark_submit_gets_the_session_configuration() -> None:
         assert given[key] == value
 
 
-def test_small_inputs_run_on_the_quick_jit_and_large_or_unknown_ones_on_both_tiers(
-    tmp_path: Path,
-) -> None:
+def test_small_inputs_run_on_the_quick_jit_and_large_or_unknown_ones_on_both_tiers() -> None:
     def java_options(input_bytes: int | None) -> list[str]:
         config = local_spark_config(input_bytes=input_bytes)
         return config["spark.driver.extraJavaOptions"].split()
@@ -145,7 +143,16 @@ def test_the_jit_is_picked_by_the_bytes_of_exports_not_landed_at_their_size(
         path = Path(folder) / MANIFEST
         path.parent.mkdir(parents=True)
         manifest = Manifest(
-            str(landing / file_name), file_name, "utf-8", 1, 0, 0, 0, False, size, ""
+            source=str(landing / file_name),
+            file_name=file_name,
+            encoding="utf-8",
+            records=1,
+            malformed=0,
+            empty_lines=0,
+            multiline_records=0,
+            eof_marker_removed=False,
+            size_bytes=size,
+            sha256="",
         )
         path.write_text(manifest.to_json())
 
@@ -159,6 +166,12 @@ def test_the_jit_is_picked_by_the_bytes_of_exports_not_landed_at_their_size(
     assert new_export_bytes(str(landing), lake) == 46
     (landing / "rental_transactions_2024-03-01.csv").write_bytes(b"y" * 301)  # corrected
     assert new_export_bytes(str(landing), lake) == 347
+    (landing / "rental_transactions_2024-03-01.csv").write_bytes(b"x" * 300)  # as landed
+    (landing / "notes.csv").write_bytes(b"x" * 9)  # no export's name: the run lands no such file
+    assert new_export_bytes(str(landing), lake) == 46
+    # A manifest that cannot be read is a copy to land again, not a failed code location.
+    (Path(rentals) / batch / MANIFEST).write_text('{"size_bytes": 30')
+    assert new_export_bytes(str(landing), lake) == 346
 
 
 def test_a_failing_job_in_process_fails_the_asset_naming_the_job(tmp_path: Path) -> None:

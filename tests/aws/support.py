@@ -454,8 +454,12 @@ def drive_crawls(monkeypatch: pytest.MonkeyPatch) -> ScriptedCrawls:
 
     scripted = ScriptedCrawls()
 
+    def request(response: GlueResponse) -> dict[str, Any]:
+        """The call's parameters: Glue's protocol is JSON (moto 5.2.6 dropped ``parameters``)."""
+        return json.loads(response.body)
+
     def get_crawler(response: GlueResponse) -> ActionResult:
-        crawler = response.glue_backend.get_crawler(response.parameters.get("Name"))
+        crawler = response.glue_backend.get_crawler(request(response)["Name"])
         scripted.observe(response.glue_backend, crawler)
         data = crawler.as_dict()
         if crawler.crawls and getattr(crawler.crawls[-1], "error_message", None):
@@ -463,7 +467,7 @@ def drive_crawls(monkeypatch: pytest.MonkeyPatch) -> ScriptedCrawls:
         return ActionResult({"Crawler": data})
 
     def update_crawler(response: GlueResponse) -> EmptyResult:
-        scripted.updates.append(dict(response.parameters))
+        scripted.updates.append(request(response))
         return EmptyResult()
 
     monkeypatch.setattr(GlueResponse, "get_crawler", get_crawler)
