@@ -35,14 +35,15 @@ def new_export_bytes(source_dir: str, lake_root: str) -> int | None:
     exports = {t.file_name for t in SOURCE_TABLES}
     total = 0
     for path in folder.glob("*.csv"):
-        if path.name not in exports and not DAILY_EXPORT_PATTERN.fullmatch(path.name):
-            continue  # not an export: the run does not land it
+        is_export = path.name in exports or DAILY_EXPORT_PATTERN.fullmatch(path.name)
+        if not is_export or not path.is_file():
+            continue  # the run lands no such file
         try:
-            size = path.stat().st_size if path.is_file() else None
-        except OSError:  # gone since the listing
+            size = path.stat().st_size
+        except FileNotFoundError:  # gone since the listing
             continue
         landed = landed_manifest(lake_root, path.name)
-        if size is not None and (landed is None or landed.size_bytes != size):
+        if landed is None or landed.size_bytes != size:
             total += size
     return total
 
