@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	@# Spark's classes archived for fast JVM starts, once per Java and PySpark (about 1 minute).
+	$(PY) -m car_rental_platform.resources.class_archive
 
 run: install  ## Materialize every asset on the local lake, then print a summary.
 	$(PY) -m car_rental_platform.main
