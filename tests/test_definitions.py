@@ -180,6 +180,7 @@ ENVIRONMENT_USERS = {
     "main.py": "hands its environment on to the launched run",
     "java.py": "points JAVA_HOME at a JDK for the JVM that Spark starts (not a setting)",
     "resources/spark.py": "the Python of Spark's workers and of spark-submit (not a setting)",
+    "resources/class_archive.py": "the same, for the spark-submit that builds the archive",
 }
 
 
