@@ -88,7 +88,11 @@ def build(folder: Path = ARCHIVE_DIR, log: Callable[[str], None] = print) -> Pat
         return None
     if target.is_file():
         return target
-    from car_rental_platform.resources.spark import local_spark_config
+    from car_rental_platform.resources.spark import (  # it imports this module
+        local_spark_config,
+        spark_submit_command,
+        spark_submit_env,
+    )
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -102,17 +106,12 @@ def build(folder: Path = ARCHIVE_DIR, log: Callable[[str], None] = print) -> Pat
         config["spark.driver.extraJavaOptions"] += (
             f" -XX:ArchiveClassesAtExit={partial} {CLASS_LOG_OPTION}"
         )
-        command = [
-            str(spark_home() / "bin" / "spark-submit"),
-            *[item for key, value in config.items() for item in ("--conf", f"{key}={value}")],
-            __file__,
-            "--workload",
-            work,
-        ]
-        env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_HOME": str(spark_home())}
+        command = spark_submit_command(config, __file__, ["--workload", work])
         output = Path(work, "spark-submit.log")
         with output.open("w") as out:
-            result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            result = subprocess.run(
+                command, env=spark_submit_env(), stdout=out, stderr=subprocess.STDOUT
+            )
         if result.returncode != 0 or not partial.is_file():
             partial.unlink(missing_ok=True)
             tail = output.read_text(errors="replace").splitlines()[-15:]

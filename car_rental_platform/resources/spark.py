@@ -27,7 +27,7 @@ from pydantic import Field
 
 import spark_jobs
 from car_rental_platform.java import ensure_java
-from car_rental_platform.resources.class_archive import sharing_options
+from car_rental_platform.resources.class_archive import sharing_options, spark_home
 from spark_jobs.quality import CheckOutcome
 from spark_jobs.reporting import pipes_metadata
 from spark_jobs.session import SESSION_CONF
@@ -144,6 +144,28 @@ def local_spark_config(
     }
 
 
+def spark_submit_command(
+    conf: Mapping[str, Any], script: Path | str, args: Sequence[str]
+) -> list[str]:
+    """``spark-submit`` of this environment's PySpark: ``conf`` as ``--conf``, then the script."""
+    return [
+        str(spark_home() / "bin" / "spark-submit"),
+        *[item for key, value in conf.items() for item in ("--conf", f"{key}={value}")],
+        str(script),
+        *args,
+    ]
+
+
+def spark_submit_env() -> dict[str, str]:
+    """This process's environment, with the Spark and the Python that spark-submit runs."""
+    return {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+
+
 class LocalSparkRunner(SparkRunner):
     """Spark in ``local[*]`` mode: no cluster, no AWS."""
 
@@ -163,16 +185,7 @@ class LocalSparkRunner(SparkRunner):
 
     def command(self, script: str, args: Sequence[str]) -> list[str]:
         """The spark-submit command line of ``spark_jobs/<script>``."""
-        import pyspark
-
-        spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-        conf = {key: str(value) for key, value in self.pyspark.spark_config.items()}
-        return [
-            str(spark_submit),
-            *[item for key, value in conf.items() for item in ("--conf", f"{key}={value}")],
-            str(SPARK_JOBS_DIR / script),
-            *args,
-        ]
+        return spark_submit_command(self.pyspark.spark_config, SPARK_JOBS_DIR / script, args)
 
     def run_job(
         self,
@@ -210,15 +223,8 @@ class LocalSparkRunner(SparkRunner):
     def _spark_submit(
         self, context: dg.AssetExecutionContext, script: str, args: Sequence[str]
     ) -> list[PipesResult]:
-        import pyspark
-
         command = self.command(script, args)
-        env = {
-            **os.environ,
-            "SPARK_HOME": str(Path(pyspark.__file__).parent),
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-        }
+        env = spark_submit_env()
         context.log.info(f"spark-submit {script} {' '.join(args)}")
         with dg.open_pipes_session(
             context=context,
