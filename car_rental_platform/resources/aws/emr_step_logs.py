@@ -60,7 +60,8 @@ def stderr_tail(
             if error_code(error) not in {"NoSuchKey", "404"}:
                 return f"(could not read the step's stderr: {error})"
             if deadline.expired:
-                return f"(stderr not in S3 after waiting {deadline.elapsed:.0f}s)"
+                # The configured wait, not the clock: one slow GetObject must not change it.
+                return f"(stderr not in S3 after waiting {wait_seconds:g}s)"
         time.sleep(max(poll_seconds, 1.0))
     text = gzip.decompress(body) if key.endswith(".gz") else body
     return "\n".join(text.decode("utf-8", errors="replace").rstrip().splitlines()[-lines:])
